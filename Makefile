@@ -1,0 +1,68 @@
+# The project's commands. Every target installs what it needs first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+CDK := npx --no-install cdk
+
+.PHONY: install build test lint typecheck unit synth deploy destroy diff demo local bench clean
+
+# ---------------------------------------------------------------- install
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed ## Python venv + Node tools
+
+# Lambda runtime dependencies, installed once for the Lambda platform (no Docker).
+build: install ## Lambda dependencies for both architectures
+	$(PY) -m scripts.build_lambda
+
+# ---------------------------------------------------------------- checks
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test: build lint typecheck ## everything CI runs
+	$(PY) -m pytest
+
+unit: build
+	$(PY) -m pytest tests/unit
+
+# ---------------------------------------------------------------- AWS
+synth: build ## writes cdk.out/ and lints the template
+	$(CDK) synth --quiet $(CDK_ARGS)
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+
+diff: build
+	$(CDK) diff $(CDK_ARGS)
+
+deploy: build ## CDK_ARGS="-c source_bucket_name=my-photos -c dimension=3072"
+	$(CDK) deploy $(CDK_ARGS)
+
+destroy: install
+	$(CDK) destroy $(CDK_ARGS)
+
+# ---------------------------------------------------------------- local
+demo: build ## the whole pipeline on this machine, no AWS account
+	$(PY) -m localcloud.demo
+
+local: build ## just the local cloud, for the AWS CLI / scripts in another terminal
+	$(PY) -m localcloud
+
+bench: build
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Image-search ingestion pipeline: the code that runs in the Lambdas and the scripts."""

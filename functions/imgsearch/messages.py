@@ -1,0 +1,198 @@
+"""Queue messages: one per object event, shared by the router and the backfill script.
+
+A message says "object ``bucket/key`` changed (``upsert``) or went away (``delete``)".
+The router builds them from S3 event records, the backfill script from inventory rows;
+both go through :func:`to_send_entry`, so a live event and a backfill of the same
+object version get the same ``MessageGroupId`` and ``MessageDeduplicationId`` and
+collapse inside SQS's deduplication window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+from urllib.parse import unquote_plus
+
+SCHEMA_VERSION = 1
+
+Kind = Literal["upsert", "delete"]
+Origin = Literal["event", "backfill"]
+_KINDS: tuple[str, ...] = ("upsert", "delete")
+_ORIGINS: tuple[str, ...] = ("event", "backfill")
+
+
+class MessageError(ValueError):
+    """A message body that is not a valid pipeline message; names the bad field."""
+
+
+@dataclass(frozen=True)
+class ObjectMessage:
+    """One object event, as it travels through the FIFO queue."""
+
+    bucket: str
+    key: str
+    kind: Kind
+    origin: Origin
+    event_time: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    sequencer: str | None = None
+    """S3's per-key ordering token; present on live events only."""
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_json(self) -> str:
+        body = {"v": SCHEMA_VERSION, **asdict(self)}
+        return json.dumps({k: v for k, v in body.items() if v is not None}, separators=(",", ":"))
+
+
+def parse_message(body: str | bytes) -> ObjectMessage:
+    """Parse and validate a queue message body; errors name the offending field."""
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise MessageError(f"message body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MessageError("message body: expected a JSON object")
+    if data.get("v") != SCHEMA_VERSION:
+        raise MessageError(f"field 'v': expected schema version {SCHEMA_VERSION}, got {data.get('v')!r}")
+    unknown = set(data) - {"v", *ObjectMessage.__dataclass_fields__}
+    if unknown:
+        raise MessageError(f"field {sorted(unknown)[0]!r}: not part of schema version {SCHEMA_VERSION}")
+    for name in ("bucket", "key", "event_time"):
+        if not isinstance(data.get(name), str) or not data[name]:
+            raise MessageError(f"field {name!r}: required non-empty string")
+    if data.get("kind") not in _KINDS:
+        raise MessageError(f"field 'kind': expected one of {_KINDS}, got {data.get('kind')!r}")
+    if data.get("origin") not in _ORIGINS:
+        raise MessageError(f"field 'origin': expected one of {_ORIGINS}, got {data.get('origin')!r}")
+    size = data.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise MessageError(f"field 'size': expected a non-negative integer, got {size!r}")
+    for name in ("etag", "version_id", "sequencer"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise MessageError(f"field {name!r}: expected a string, got {data[name]!r}")
+    data.pop("v")
+    return ObjectMessage(**data)
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()
+
+
+def vector_key(bucket: str, key: str) -> str:
+    """The object's deterministic vector key: re-processing overwrites, never duplicates."""
+    return _digest(bucket, key)
+
+
+def group_id(bucket: str, key: str, groups: int) -> str:
+    """Stable ``MessageGroupId`` spreading objects over ``groups`` groups.
+
+    One object always maps to one group, so its events stay in order; different
+    objects spread over many groups, so Lambda can work on them in parallel (a FIFO
+    event source runs at most one batch per group at a time).
+    """
+    if groups < 1:
+        raise ValueError("groups must be >= 1")
+    return f"g{int(_digest(bucket, key)[:15], 16) % groups:05d}"
+
+
+def dedup_id(msg: ObjectMessage) -> str:
+    """``MessageDeduplicationId`` for a message.
+
+    Upserts hash bucket, key and the object version (version id, else ETag), so a
+    live event and a backfill row for the same version collapse. Deletes also hash
+    the event's sequencer (or time): otherwise delete, re-upload, delete within the
+    five-minute window would drop the second delete and leave a stale vector.
+    """
+    version = msg.version_id or msg.etag or ""
+    if msg.kind == "delete":
+        return _digest(msg.bucket, msg.key, version, msg.sequencer or msg.event_time, "delete")
+    return _digest(msg.bucket, msg.key, version, "upsert")
+
+
+def to_send_entry(msg: ObjectMessage, groups: int, entry_id: str) -> dict[str, str]:
+    """One ``SendMessageBatch`` entry for ``msg``."""
+    return {
+        "Id": entry_id,
+        "MessageBody": msg.to_json(),
+        "MessageGroupId": group_id(msg.bucket, msg.key, groups),
+        "MessageDeduplicationId": dedup_id(msg),
+    }
+
+
+# --------------------------------------------------------------------------- S3 events
+
+
+def is_test_event(event: dict[str, Any]) -> bool:
+    """``s3:TestEvent`` is sent once when a notification is configured; it is no object."""
+    return event.get("Event") == "s3:TestEvent"
+
+
+def from_s3_record(record: dict[str, Any]) -> ObjectMessage:
+    """Build a message from one S3 event notification record.
+
+    S3 URL-encodes keys in events and writes spaces as ``+``; the key is decoded
+    here so everything downstream sees the real object key.
+    """
+    try:
+        name = record["eventName"]
+        s3 = record["s3"]
+        bucket = s3["bucket"]["name"]
+        obj = s3["object"]
+        key = unquote_plus(obj["key"])
+    except (KeyError, TypeError) as exc:
+        raise MessageError(f"S3 event record: missing field {exc}") from exc
+    if name.startswith("ObjectCreated:"):
+        kind: Kind = "upsert"
+    elif name.startswith("ObjectRemoved:"):
+        kind = "delete"
+    else:
+        raise MessageError(f"S3 event record: field 'eventName' {name!r} is not an object event")
+    etag = obj.get("eTag") or None
+    return ObjectMessage(
+        bucket=bucket,
+        key=key,
+        kind=kind,
+        origin="event",
+        event_time=record.get("eventTime") or now_iso(),
+        size=obj.get("size") if kind == "upsert" else None,
+        etag=etag.strip('"') if etag else None,
+        version_id=obj.get("versionId") or None,
+        sequencer=obj.get("sequencer") or None,
+    )
+
+
+def for_backfill(
+    bucket: str,
+    key: str,
+    *,
+    size: int | None,
+    etag: str | None,
+    version_id: str | None = None,
+    event_time: str | None = None,
+) -> ObjectMessage:
+    """An ``upsert`` message for an existing object found by the backfill."""
+    return ObjectMessage(
+        bucket=bucket,
+        key=key,
+        kind="upsert",
+        origin="backfill",
+        event_time=event_time or now_iso(),
+        size=size,
+        etag=etag.strip('"') if etag else None,
+        version_id=version_id or None,
+    )
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
