@@ -417,16 +417,16 @@ def _validate(cfg: PipelineConfig) -> None:
 
 
 __all__ = [
-    "ConfigError",
     "IMAGE_SUFFIXES",
     "LIMITS",
     "MARENGO_3",
     "METRICS",
-    "MetricNames",
     "MODELS",
-    "ModelSpec",
     "NOVA_MME",
     "PRICES",
+    "ConfigError",
+    "MetricNames",
+    "ModelSpec",
     "PipelineConfig",
     "Prices",
     "ServiceLimits",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
@@ -61,17 +61,23 @@ def parse_message(body: str | bytes) -> ObjectMessage:
     if not isinstance(data, dict):
         raise MessageError("message body: expected a JSON object")
     if data.get("v") != SCHEMA_VERSION:
-        raise MessageError(f"field 'v': expected schema version {SCHEMA_VERSION}, got {data.get('v')!r}")
+        raise MessageError(
+            f"field 'v': expected schema version {SCHEMA_VERSION}, got {data.get('v')!r}"
+        )
     unknown = set(data) - {"v", *ObjectMessage.__dataclass_fields__}
     if unknown:
-        raise MessageError(f"field {sorted(unknown)[0]!r}: not part of schema version {SCHEMA_VERSION}")
+        raise MessageError(
+            f"field {sorted(unknown)[0]!r}: not part of schema version {SCHEMA_VERSION}"
+        )
     for name in ("bucket", "key", "event_time"):
         if not isinstance(data.get(name), str) or not data[name]:
             raise MessageError(f"field {name!r}: required non-empty string")
     if data.get("kind") not in _KINDS:
         raise MessageError(f"field 'kind': expected one of {_KINDS}, got {data.get('kind')!r}")
     if data.get("origin") not in _ORIGINS:
-        raise MessageError(f"field 'origin': expected one of {_ORIGINS}, got {data.get('origin')!r}")
+        raise MessageError(
+            f"field 'origin': expected one of {_ORIGINS}, got {data.get('origin')!r}"
+        )
     size = data.get("size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise MessageError(f"field 'size': expected a non-negative integer, got {size!r}")
@@ -195,4 +201,4 @@ def for_backfill(
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
