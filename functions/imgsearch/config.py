@@ -49,6 +49,8 @@ class ModelSpec:
     max_text_chars: int
     """Longest text query accepted."""
 
+    image_formats: tuple[str, ...] = ("jpeg", "png", "gif", "webp")
+    """Image formats the model accepts (names as ``imgsearch.images`` reports them)."""
 
 NOVA_MME = ModelSpec(
     model_id="amazon.nova-2-multimodal-embeddings-v1:0",
@@ -68,6 +70,7 @@ MARENGO_3 = ModelSpec(
     max_image_bytes=5 * 1024 * 1024,
     max_text_chars=500,
 )
+    image_formats=("jpeg", "png"),
 MODELS: dict[str, ModelSpec] = {m.model_id: m for m in (NOVA_MME, MARENGO_3)}
 
 

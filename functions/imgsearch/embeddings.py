@@ -1,0 +1,374 @@
+"""Embedding requests and responses for the Bedrock models, and the Bedrock edge.
+
+Two model families sit behind one interface:
+
+* Amazon Nova Multimodal Embeddings (``family == "nova"``)::
+
+    request  {"taskType": "SINGLE_EMBEDDING",
+              "singleEmbeddingParams": {"embeddingPurpose": "GENERIC_INDEX",
+                                        "embeddingDimension": 1024,
+                                        "image": {"format": "jpeg",
+                                                  "source": {"bytes": "<base64>"}}}}
+             (or "source": {"s3Location": {"uri": "s3://...", "bucketOwner": "..."}},
+              or "text": {"truncationMode": "END", "value": "..."})
+    response {"embeddings": [{"embeddingType": "IMAGE", "embedding": [...]}]}
+
+* TwelveLabs Marengo Embed 3.0 (``family == "marengo"``, 512 dimensions, no purpose)::
+
+    request  {"inputType": "image",
+              "image": {"mediaSource": {"base64String": "<base64>"}}}
+             (or "mediaSource": {"s3Location": {"uri": ..., "bucketOwner": ...}},
+              or {"inputType": "text", "text": {"inputText": "..."}})
+    response {"data": [{"embedding": [...]}]}
+
+The request builders and :func:`parse_response` are pure. :class:`Embedder` wraps a
+``bedrock-runtime`` client (passed in, so the CLI can use it outside Lambda) and owns
+the retry policy: exponential backoff with full jitter on throttling and server-side
+errors, bounded by a deadline (the Lambda's remaining time). Give it a client whose
+own botocore retries are off, or the two retry loops multiply.
+
+Every failure is an :class:`EmbeddingError` whose ``transient`` says what the caller
+should do with the message: ``True`` = leave it for SQS to redeliver (and, after
+``maxReceiveCount``, the DLQ); ``False`` = the input itself is bad, acknowledge it.
+Access and configuration errors are transient on purpose: fixing IAM or model access
+and redriving the DLQ must recover every image.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from imgsearch.config import ModelSpec
+
+# Stable machine reasons (logged and used as a metric dimension: never rename).
+THROTTLED = "throttled"
+SERVICE_UNAVAILABLE = "service_unavailable"
+MODEL_NOT_READY = "model_not_ready"
+MODEL_TIMEOUT = "model_timeout"
+MODEL_ERROR = "model_error"
+CONNECTION_ERROR = "connection_error"
+ACCESS_DENIED = "access_denied"
+MODEL_NOT_FOUND = "model_not_found"
+INVALID_RESPONSE = "invalid_response"
+REJECTED_INPUT = "model_rejected_input"
+IMAGE_TOO_LARGE = "too_large"
+UNSUPPORTED_FORMAT = "unsupported_format"
+TEXT_TOO_LONG = "text_too_long"
+BAD_REQUEST = "bad_request"
+UNKNOWN_ERROR = "bedrock_error"
+
+# Bedrock error codes worth retrying inside the invocation, with their reason.
+_RETRY_CODES: dict[str, str] = {
+    "ThrottlingException": THROTTLED,
+    "ServiceQuotaExceededException": THROTTLED,
+    "TooManyRequestsException": THROTTLED,
+    "ServiceUnavailableException": SERVICE_UNAVAILABLE,
+    "InternalServerException": SERVICE_UNAVAILABLE,
+    "ModelNotReadyException": MODEL_NOT_READY,
+    "ModelTimeoutException": MODEL_TIMEOUT,
+    "ModelErrorException": MODEL_ERROR,
+}
+# Not retried now, but not the image's fault either: the message goes back to SQS.
+_REDELIVER_CODES: dict[str, str] = {
+    "AccessDeniedException": ACCESS_DENIED,
+    "UnrecognizedClientException": ACCESS_DENIED,
+    "ExpiredTokenException": ACCESS_DENIED,
+    "ResourceNotFoundException": MODEL_NOT_FOUND,
+}
+_CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+
+class EmbeddingError(Exception):
+    """An embedding could not be made; ``transient`` says whether redelivery may help."""
+
+    def __init__(self, reason: str, detail: str, *, transient: bool) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.transient = transient
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def image_request(
+    model: ModelSpec,
+    *,
+    purpose: str,
+    dimension: int,
+    image_format: str,
+    data: bytes | None = None,
+    s3_uri: str | None = None,
+    bucket_owner: str | None = None,
+) -> dict[str, Any]:
+    """The InvokeModel body embedding one image, inline (``data``) or by ``s3_uri``."""
+    if (data is None) == (s3_uri is None):
+        raise EmbeddingError(BAD_REQUEST, "pass exactly one of data or s3_uri", transient=False)
+    if image_format not in model.image_formats:
+        raise EmbeddingError(
+            UNSUPPORTED_FORMAT,
+            f"{model.model_id} does not accept {image_format} images "
+            f"(accepted: {', '.join(model.image_formats)})",
+            transient=False,
+        )
+    if data is not None and len(data) > model.max_inline_image_bytes:
+        raise EmbeddingError(
+            IMAGE_TOO_LARGE,
+            f"{len(data)} bytes is above the {model.max_inline_image_bytes}-byte inline limit "
+            "of the InvokeModel body; pass s3_uri instead",
+            transient=False,
+        )
+    source: dict[str, Any]
+    if data is not None:
+        encoded = base64.b64encode(data).decode("ascii")
+        source = {"bytes" if model.family == "nova" else "base64String": encoded}
+    else:
+        location = {"uri": str(s3_uri)}
+        if bucket_owner:
+            location["bucketOwner"] = bucket_owner
+        source = {"s3Location": location}
+    if model.family == "nova":
+        _check_dimension(model, dimension)
+        return {
+            "taskType": "SINGLE_EMBEDDING",
+            "singleEmbeddingParams": {
+                "embeddingPurpose": purpose,
+                "embeddingDimension": dimension,
+                "image": {"format": image_format, "source": source},
+            },
+        }
+    return {"inputType": "image", "image": {"mediaSource": source}}
+
+
+def text_request(model: ModelSpec, *, purpose: str, dimension: int, text: str) -> dict[str, Any]:
+    """The InvokeModel body embedding one text query."""
+    if not text.strip():
+        raise EmbeddingError(BAD_REQUEST, "the text to embed is empty", transient=False)
+    if len(text) > model.max_text_chars:
+        raise EmbeddingError(
+            TEXT_TOO_LONG,
+            f"{len(text)} characters is above the {model.max_text_chars}-character limit "
+            f"of {model.model_id}; shorten the query",
+            transient=False,
+        )
+    if model.family == "nova":
+        _check_dimension(model, dimension)
+        return {
+            "taskType": "SINGLE_EMBEDDING",
+            "singleEmbeddingParams": {
+                "embeddingPurpose": purpose,
+                "embeddingDimension": dimension,
+                "text": {"truncationMode": "END", "value": text},
+            },
+        }
+    return {"inputType": "text", "text": {"inputText": text}}
+
+
+def _check_dimension(model: ModelSpec, dimension: int) -> None:
+    if dimension not in model.dimensions:
+        raise EmbeddingError(
+            BAD_REQUEST,
+            f"{model.model_id} cannot produce {dimension} dimensions "
+            f"(allowed: {', '.join(map(str, model.dimensions))})",
+            transient=False,
+        )
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def parse_response(
+    model: ModelSpec, body: bytes | str | Mapping[str, Any], dimension: int
+) -> list[float]:
+    """The embedding in an InvokeModel response body, checked for length and finiteness.
+
+    A malformed response is the service's fault, not the image's: ``transient=True``.
+    """
+    payload: Any
+    if isinstance(body, (bytes, str)):
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise EmbeddingError(
+                INVALID_RESPONSE, f"response body is not JSON: {exc}", transient=True
+            ) from exc
+    else:
+        payload = body
+    if not isinstance(payload, Mapping):
+        raise EmbeddingError(INVALID_RESPONSE, "response body is not an object", transient=True)
+    field = "embeddings" if model.family == "nova" else "data"
+    entries = payload.get(field)
+    if isinstance(entries, Mapping):  # Marengo has been seen returning one object
+        entries = [entries]
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], Mapping):
+        raise EmbeddingError(
+            INVALID_RESPONSE,
+            f"response has no {field}[0] (keys: {', '.join(sorted(payload)) or 'none'})",
+            transient=True,
+        )
+    vector = entries[0].get("embedding")
+    if not isinstance(vector, list):
+        raise EmbeddingError(
+            INVALID_RESPONSE, f"response {field}[0] has no embedding list", transient=True
+        )
+    if len(vector) != dimension:
+        raise EmbeddingError(
+            INVALID_RESPONSE,
+            f"expected a {dimension}-dimension embedding, got {len(vector)}",
+            transient=True,
+        )
+    try:
+        total = math.fsum(vector)
+    except TypeError as exc:
+        raise EmbeddingError(
+            INVALID_RESPONSE, "embedding contains non-numbers", transient=True
+        ) from exc
+    if not math.isfinite(total):
+        raise EmbeddingError(INVALID_RESPONSE, "embedding contains NaN or Infinity", transient=True)
+    return [float(x) for x in vector]
+
+
+# --------------------------------------------------------------------------- the edge
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt))."""
+    return rng() * min(cap, math.ldexp(base, attempt))
+
+
+class Embedder:
+    """Embeds images and texts with one Bedrock model at one dimension."""
+
+    def __init__(
+        self,
+        client: Any,
+        model: ModelSpec,
+        dimension: int,
+        *,
+        max_attempts: int = 10,
+        base_delay: float = 0.1,
+        max_delay: float = 10.0,
+        on_retry: Callable[[str, int, float], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        _check_dimension(model, dimension)
+        self.client = client
+        self.model = model
+        self.dimension = dimension
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.on_retry = on_retry
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng
+
+    def embed_image(
+        self,
+        *,
+        purpose: str,
+        image_format: str,
+        data: bytes | None = None,
+        s3_uri: str | None = None,
+        bucket_owner: str | None = None,
+        deadline: float | None = None,
+    ) -> list[float]:
+        """Embed one image given as bytes (inline) or as an ``s3://`` URI."""
+        body = image_request(
+            self.model,
+            purpose=purpose,
+            dimension=self.dimension,
+            image_format=image_format,
+            data=data,
+            s3_uri=s3_uri,
+            bucket_owner=bucket_owner,
+        )
+        return self._invoke(body, deadline)
+
+    def embed_text(self, text: str, *, purpose: str, deadline: float | None = None) -> list[float]:
+        """Embed one text (a search query)."""
+        body = text_request(self.model, purpose=purpose, dimension=self.dimension, text=text)
+        return self._invoke(body, deadline)
+
+    def _invoke(self, body: dict[str, Any], deadline: float | None) -> list[float]:
+        payload = json.dumps(body, separators=(",", ":"))
+        attempt = 0
+        while True:
+            try:
+                response = self.client.invoke_model(
+                    modelId=self.model.model_id,
+                    body=payload,
+                    contentType="application/json",
+                    accept="application/json",
+                )
+                raw = response["body"].read()
+                return parse_response(self.model, raw, self.dimension)
+            except ClientError as exc:
+                reason, retry = _classify(exc)
+                detail = f"{_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+                if not retry:
+                    raise EmbeddingError(
+                        reason, detail, transient=reason != REJECTED_INPUT
+                    ) from exc
+            except _CONNECTION_ERRORS as exc:
+                reason, detail = CONNECTION_ERROR, f"{type(exc).__name__}: {exc}"
+            attempt += 1
+            delay = backoff_delay(
+                attempt - 1, base=self.base_delay, cap=self.max_delay, rng=self._rng
+            )
+            if attempt >= self.max_attempts:
+                raise EmbeddingError(
+                    reason, f"{detail} (gave up after {attempt} attempts)", transient=True
+                )
+            if deadline is not None and self._clock() + delay >= deadline:
+                raise EmbeddingError(
+                    reason,
+                    f"{detail} (gave up after {attempt} attempts: the time budget is spent)",
+                    transient=True,
+                )
+            if self.on_retry is not None:
+                self.on_retry(reason, attempt, delay)
+            self._sleep(delay)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _classify(exc: ClientError) -> tuple[str, bool]:
+    """(reason, retry now?) for a Bedrock error."""
+    code = _code(exc)
+    if code in _RETRY_CODES:
+        return _RETRY_CODES[code], True
+    if code in _REDELIVER_CODES:
+        return _REDELIVER_CODES[code], False
+    if code == "ValidationException":
+        return REJECTED_INPUT, False
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if status >= 500:
+        return SERVICE_UNAVAILABLE, True
+    if status == 429:
+        return THROTTLED, True
+    # An unknown 4xx: keep the message (transient) rather than drop an image on a guess.
+    return UNKNOWN_ERROR, False
