@@ -293,8 +293,13 @@ class Embedder:
         s3_uri: str | None = None,
         bucket_owner: str | None = None,
         deadline: float | None = None,
+        on_retry: Callable[[str, int, float], None] | None = None,
     ) -> list[float]:
-        """Embed one image given as bytes (inline) or as an ``s3://`` URI."""
+        """Embed one image given as bytes (inline) or as an ``s3://`` URI.
+
+        ``deadline`` is a ``time.monotonic()`` instant after which no retry starts;
+        ``on_retry(reason, attempt, delay)`` (else the instance's) hears each retry.
+        """
         body = image_request(
             self.model,
             purpose=purpose,
@@ -304,14 +309,26 @@ class Embedder:
             s3_uri=s3_uri,
             bucket_owner=bucket_owner,
         )
-        return self._invoke(body, deadline)
+        return self._invoke(body, deadline, on_retry or self.on_retry)
 
-    def embed_text(self, text: str, *, purpose: str, deadline: float | None = None) -> list[float]:
+    def embed_text(
+        self,
+        text: str,
+        *,
+        purpose: str,
+        deadline: float | None = None,
+        on_retry: Callable[[str, int, float], None] | None = None,
+    ) -> list[float]:
         """Embed one text (a search query)."""
         body = text_request(self.model, purpose=purpose, dimension=self.dimension, text=text)
-        return self._invoke(body, deadline)
+        return self._invoke(body, deadline, on_retry or self.on_retry)
 
-    def _invoke(self, body: dict[str, Any], deadline: float | None) -> list[float]:
+    def _invoke(
+        self,
+        body: dict[str, Any],
+        deadline: float | None,
+        on_retry: Callable[[str, int, float], None] | None,
+    ) -> list[float]:
         payload = json.dumps(body, separators=(",", ":"))
         attempt = 0
         while True:
@@ -347,8 +364,8 @@ class Embedder:
                     f"{detail} (gave up after {attempt} attempts: the time budget is spent)",
                     transient=True,
                 )
-            if self.on_retry is not None:
-                self.on_retry(reason, attempt, delay)
+            if on_retry is not None:
+                on_retry(reason, attempt, delay)
             self._sleep(delay)
 
 

@@ -75,9 +75,9 @@ METADATA_TOO_LARGE = "metadata_too_large"
 TOO_MANY_KEYS = "too_many_metadata_keys"
 BAD_KEY = "bad_vector_key"
 
-# Upper bound of one float in JSON: repr of a double is at most 24 characters
-# ("-2.2250738585072014e-308"), plus the separating comma.
-_FLOAT_JSON_MAX = 25
+# Upper bound of one float in the request JSON: repr of a double is at most 24
+# characters ("-2.2250738585072014e-308"), plus botocore's ", " separator.
+_FLOAT_JSON_MAX = 26
 _ENVELOPE_BYTES = 1024
 """Room for the request's own JSON (bucket and index names, brackets)."""
 
@@ -113,8 +113,13 @@ def key_prefix(key: str) -> str:
 
 
 def json_bytes(value: Any) -> int:
-    """Size of ``value`` as compact UTF-8 JSON: how the limits are measured here."""
+    """Size of ``value`` as compact UTF-8 JSON: how metadata limits are measured here."""
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def request_bytes(value: Any) -> int:
+    """Size of ``value`` in a request body, serialised the way botocore does it."""
+    return len(json.dumps(value))
 
 
 def build_metadata(
@@ -227,7 +232,10 @@ def put_batches(
     """
     entries = [r.to_api() for r in records]
     bound = _ENVELOPE_BYTES + sum(
-        len(e["data"]["float32"]) * _FLOAT_JSON_MAX + json_bytes(e["metadata"]) + 2 * len(e["key"])
+        len(e["data"]["float32"]) * _FLOAT_JSON_MAX
+        + request_bytes(e["metadata"])
+        + request_bytes(e["key"])
+        + 64
         for e in entries
     )
     if bound <= max_bytes:
@@ -237,7 +245,7 @@ def put_batches(
     batch: list[dict[str, Any]] = []
     used = _ENVELOPE_BYTES
     for entry in entries:
-        size = json_bytes(entry) + 1
+        size = request_bytes(entry) + 2
         if size + _ENVELOPE_BYTES > max_bytes:
             raise VectorRejected(
                 METADATA_TOO_LARGE,

@@ -1,7 +1,177 @@
-"""Embedder Lambda: FIFO queue -> Bedrock -> S3 Vectors (placeholder, see issue 3)."""
+"""Embedder Lambda: FIFO queue -> Bedrock -> S3 Vectors.
 
+Thin: builds the clients once per container, hands the batch to
+``imgsearch.ingest.Ingestor`` (which converges each object, see
+``imgsearch.converge``), then reports:
+
+* exactly one JSON log line per message, with ``outcome`` at the top level
+  (``embedded`` | ``unchanged`` | ``deleted`` | ``stale_skipped`` |
+  ``permanent_failure`` | ``transient_failure``), ``reason`` for failures, and
+  ``bucket``, ``key``, ``vector_key``, ``message_id``;
+* EMF metrics named in ``imgsearch.config.METRICS`` (dimension ``service``;
+  ``PermanentFailuresByReason`` also ``reason``);
+* the SQS partial-batch response via Powertools' ``SqsFifoPartialProcessor``:
+  transient failures (and later messages of the same group) are redelivered,
+  everything else is acknowledged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
 from typing import Any
 
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
 
+from imgsearch import converge
+from imgsearch.config import METRICS, PipelineConfig
+from imgsearch.embeddings import Embedder
+from imgsearch.ingest import BatchItem, Ingestor, Result
+from imgsearch.vectors import VectorIndex
+
+CFG = PipelineConfig.from_env()
+
+logger = Logger(service=CFG.service_name, level=CFG.log_level)
+metrics = Metrics(namespace=CFG.metrics_namespace, service=CFG.service_name)
+tracer = Tracer(service=CFG.service_name)
+
+_AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
+S3 = boto3.client("s3", config=_AWS_RETRIES)
+S3VECTORS = boto3.client("s3vectors", config=_AWS_RETRIES)
+# Bedrock retries are ours (deadline-aware, counted, logged): botocore must not retry too.
+BEDROCK = boto3.client(
+    "bedrock-runtime",
+    config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
+)
+INGESTOR = Ingestor(
+    CFG,
+    S3,
+    Embedder(BEDROCK, CFG.model, CFG.dimension),
+    VectorIndex(
+        S3VECTORS,
+        CFG.vector_bucket_name,
+        CFG.index_name,
+        dimension=CFG.dimension,
+        distance_metric=CFG.distance_metric,
+    ),
+    logger=logger,
+)
+PROCESSOR = SqsFifoPartialProcessor(skip_group_on_error=True)
+# A batch whose every message is transient is still a normal partial response: the
+# messages return to the queue without turning the invocation into an error.
+PROCESSOR.raise_on_entire_batch_failure = False
+
+RESERVE_SECONDS_MAX = 10.0
+"""Time kept back from the Lambda timeout to write vectors and answer SQS."""
+
+
+class TransientFailure(Exception):
+    """Raised for the batch processor so it reports the message for redelivery."""
+
+
+def deadline_for(context: Any) -> float:
+    """``time.monotonic()`` instant after which no Bedrock retry should start."""
+    remaining = float(context.get_remaining_time_in_millis()) / 1000.0
+    reserve = min(RESERVE_SECONDS_MAX, max(1.0, 0.2 * remaining))
+    return time.monotonic() + max(0.0, remaining - reserve)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError("embedder handler arrives with the Lambda issue")
+    records: list[dict[str, Any]] = event.get("Records") or []
+    items = [
+        BatchItem(
+            message_id=r["messageId"],
+            body=r.get("body") or "",
+            group_id=(r.get("attributes") or {}).get("MessageGroupId"),
+        )
+        for r in records
+    ]
+    results = INGESTOR.run_batch(items, deadline_for(context))
+
+    def record_handler(record: SQSRecord) -> None:
+        result = results[record.message_id]
+        if not result.acknowledged:
+            raise TransientFailure(f"{result.reason}: {result.detail}")
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=PROCESSOR, context=context
+    )
+    redelivered = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    for item in items:
+        result = results[item.message_id]
+        if item.message_id in redelivered and result.acknowledged:
+            # The processor holds back later messages of a failed group; what this
+            # one did is idempotent and is simply done again on redelivery.
+            result.outcome = "transient_failure"
+            result.reason = converge.GROUP_BLOCKED
+            result.detail = "an earlier message of this group failed; redelivered in order"
+        _log_outcome(item.message_id, result)
+    _emit_metrics(results.values())
+    return dict(response)
+
+
+def _log_outcome(message_id: str, result: Result) -> None:
+    """The one structured line per message (parsed by operators and the local runtime)."""
+    fields = {"message_id": message_id, **result.fields, "outcome": result.outcome}
+    if result.reason:
+        fields["reason"] = result.reason
+        fields["detail"] = result.detail
+    if result.embed_ms is not None:
+        fields["embed_ms"] = round(result.embed_ms, 1)
+    if result.retries:
+        fields["retries"] = result.retries
+    where = f"s3://{fields.get('bucket')}/{fields.get('key')}" if "bucket" in fields else message_id
+    text = f"{result.outcome} {where}" + (f" ({result.reason})" if result.reason else "")
+    if result.outcome in ("permanent_failure", "transient_failure"):
+        logger.warning(text, extra=fields)
+    else:
+        logger.info(text, extra=fields)
+
+
+def _emit_metrics(results: Any) -> None:
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    retries = 0
+    bytes_read = 0
+    for result in results:
+        counts[result.outcome] += 1
+        retries += result.retries
+        bytes_read += result.bytes_read
+        if result.outcome == "permanent_failure":
+            reasons[result.reason or "unknown"] += 1
+        if result.outcome == "embedded" and result.embed_ms is not None:
+            metrics.add_metric(
+                name=METRICS.embedding_latency_ms,
+                unit=MetricUnit.Milliseconds,
+                value=result.embed_ms,
+            )
+    for outcome, name in (
+        ("embedded", METRICS.images_embedded),
+        ("deleted", METRICS.vectors_deleted),
+        ("unchanged", METRICS.unchanged_skipped),
+        ("stale_skipped", METRICS.stale_skipped),
+        ("permanent_failure", METRICS.permanent_failures),
+    ):
+        if counts[outcome]:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[outcome])
+    if retries:
+        metrics.add_metric(name=METRICS.transient_retries, unit=MetricUnit.Count, value=retries)
+    if bytes_read:
+        metrics.add_metric(name=METRICS.bytes_read, unit=MetricUnit.Bytes, value=bytes_read)
+    for reason, count in reasons.items():
+        with single_metric(
+            name=METRICS.permanent_failures_by_reason,
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=CFG.metrics_namespace,
+            default_dimensions={"service": CFG.service_name},
+        ) as metric:
+            metric.add_dimension(name="reason", value=reason)

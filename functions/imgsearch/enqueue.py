@@ -1,0 +1,168 @@
+"""Putting messages on the FIFO queue: S3 events -> messages, and SendMessageBatch of 10.
+
+Shared by the router Lambda and the backfill script, so that a live event and a
+backfill row for the same object version carry the same ``MessageGroupId`` and
+``MessageDeduplicationId`` (see ``imgsearch.messages``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+from imgsearch.config import LIMITS
+from imgsearch.messages import (
+    MessageError,
+    ObjectMessage,
+    from_s3_record,
+    is_test_event,
+    to_send_entry,
+)
+from imgsearch.selection import KeySelection
+
+# Why an S3 event record did not become a message (stable, logged).
+SKIP_TEST_EVENT = "test_event"
+SKIP_PREFIX = "prefix"
+SKIP_SUFFIX = "suffix"
+SKIP_NOT_OBJECT_EVENT = "not_object_event"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+    detail: str
+    bucket: str | None = None
+    key: str | None = None
+
+
+def messages_from_event(
+    event: dict[str, Any], selection: KeySelection
+) -> tuple[list[ObjectMessage], list[Skipped]]:
+    """The messages an S3 notification event asks for, and what was skipped and why."""
+    if is_test_event(event):
+        return [], [Skipped(SKIP_TEST_EVENT, "s3:TestEvent sent when notifications are set up")]
+    messages: list[ObjectMessage] = []
+    skipped: list[Skipped] = []
+    for record in event.get("Records") or []:
+        if is_test_event(record):
+            skipped.append(Skipped(SKIP_TEST_EVENT, "s3:TestEvent"))
+            continue
+        try:
+            msg = from_s3_record(record)
+        except MessageError as exc:
+            s3 = record.get("s3") if isinstance(record, dict) else None
+            bucket = ((s3 or {}).get("bucket") or {}).get("name")
+            raw_key = ((s3 or {}).get("object") or {}).get("key")
+            skipped.append(
+                Skipped(
+                    SKIP_NOT_OBJECT_EVENT,
+                    str(exc),
+                    bucket,
+                    unquote_plus(raw_key) if isinstance(raw_key, str) else None,
+                )
+            )
+            continue
+        why = selection.reason_skipped(msg.key)
+        if why is not None:
+            skipped.append(
+                Skipped(why, f"key is outside the configured {why}es", msg.bucket, msg.key)
+            )
+            continue
+        messages.append(msg)
+    return messages, skipped
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    attempts: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    """Entries still failing after all attempts: ``{"Id","Code","Message","MessageBody"}``."""
+
+
+def send_messages(
+    sqs: Any,
+    queue_url: str,
+    messages: Iterable[ObjectMessage],
+    *,
+    groups: int,
+    max_attempts: int = 5,
+    base_delay: float = 0.1,
+    max_delay: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> SendReport:
+    """Send in ``SendMessageBatch`` calls of 10, retrying only the entries that failed.
+
+    Entries SQS reports as ``SenderFault`` are not retried (the same request cannot
+    succeed); server-side failures are retried with full-jitter backoff. Whatever
+    still fails is returned in ``SendReport.failed`` for the caller to surface.
+    """
+    report = SendReport()
+    backoff = _Backoff(max_attempts, base_delay, max_delay, sleep, rng)
+    batch: list[ObjectMessage] = []
+    for msg in messages:
+        batch.append(msg)
+        if len(batch) == LIMITS.sqs_batch_max_entries:
+            _send_batch(sqs, queue_url, batch, groups, report, backoff)
+            batch = []
+    if batch:
+        _send_batch(sqs, queue_url, batch, groups, report, backoff)
+    return report
+
+
+@dataclass(frozen=True)
+class _Backoff:
+    max_attempts: int
+    base_delay: float
+    max_delay: float
+    sleep: Callable[[float], None]
+    rng: Callable[[], float]
+
+    def wait(self, attempt: int) -> None:
+        """Full-jitter exponential backoff before retry ``attempt + 1``."""
+        self.sleep(self.rng() * min(self.max_delay, self.base_delay * (1 << (attempt - 1))))
+
+
+def _send_batch(
+    sqs: Any,
+    queue_url: str,
+    batch: Sequence[ObjectMessage],
+    groups: int,
+    report: SendReport,
+    backoff: _Backoff,
+) -> None:
+    entries = {str(i): to_send_entry(msg, groups, str(i)) for i, msg in enumerate(batch)}
+    attempt = 0
+    while entries:
+        attempt += 1
+        report.attempts += 1
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(entries.values()))
+        for ok in response.get("Successful") or []:
+            if entries.pop(ok["Id"], None) is not None:
+                report.sent += 1
+        retry: dict[str, dict[str, str]] = {}
+        for bad in response.get("Failed") or []:
+            entry = entries.pop(bad["Id"], None)
+            if entry is None:
+                continue
+            if bad.get("SenderFault") or attempt >= backoff.max_attempts:
+                report.failed.append(
+                    {
+                        "Id": bad["Id"],
+                        "Code": str(bad.get("Code", "")),
+                        "Message": str(bad.get("Message", "")),
+                        "MessageBody": entry["MessageBody"],
+                    }
+                )
+            else:
+                retry[bad["Id"]] = entry
+        # Entries in neither list (should not happen) are retried too, never dropped.
+        retry.update(entries)
+        entries = retry
+        if entries:
+            backoff.wait(attempt)

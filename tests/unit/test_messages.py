@@ -1,0 +1,189 @@
+"""Queue messages: S3 event decoding, group spreading, dedup ids, parser errors."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from imgsearch.messages import (
+    MessageError,
+    ObjectMessage,
+    dedup_id,
+    for_backfill,
+    from_s3_record,
+    group_id,
+    is_test_event,
+    parse_message,
+    to_send_entry,
+    vector_key,
+)
+
+
+def s3_record(key: str, name: str = "ObjectCreated:Put", **obj: Any) -> dict[str, Any]:
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": "2025-11-13T12:00:00.000Z",
+        "eventName": name,
+        "s3": {
+            "bucket": {"name": "photos"},
+            "object": {"key": key, "size": 1234, "eTag": "abc123", "sequencer": "0A1B", **obj},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("holiday/beach+photo.jpg", "holiday/beach photo.jpg"),
+        ("a%2Bb.jpg", "a+b.jpg"),
+        ("%E7%8C%AB/%E5%86%99%E7%9C%9F.png", "猫/写真.png"),
+        ("sp%20ace+and%2Bplus.webp", "sp ace and+plus.webp"),
+        ("100%25.jpg", "100%.jpg"),
+    ],
+)
+def test_event_keys_are_decoded(encoded: str, decoded: str) -> None:
+    msg = from_s3_record(s3_record(encoded))
+    assert msg.key == decoded
+    assert msg.uri == f"s3://photos/{decoded}"
+
+
+def test_created_event_becomes_upsert_with_unquoted_etag() -> None:
+    msg = from_s3_record(s3_record("a.jpg", eTag='"abc123"', versionId="v1"))
+    assert (msg.kind, msg.origin, msg.etag, msg.size, msg.version_id) == (
+        "upsert",
+        "event",
+        "abc123",
+        1234,
+        "v1",
+    )
+
+
+def test_removed_events_become_deletes_without_size() -> None:
+    for name in ("ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated"):
+        msg = from_s3_record(s3_record("a.jpg", name=name))
+        assert msg.kind == "delete"
+        assert msg.size is None
+
+
+def test_other_events_are_rejected_naming_the_field() -> None:
+    with pytest.raises(MessageError, match="eventName"):
+        from_s3_record(s3_record("a.jpg", name="ObjectRestore:Completed"))
+    with pytest.raises(MessageError, match="missing field"):
+        from_s3_record({"eventName": "ObjectCreated:Put"})
+
+
+def test_test_event_is_recognised() -> None:
+    assert is_test_event({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "photos"})
+    assert not is_test_event(s3_record("a.jpg"))
+
+
+def test_message_round_trips() -> None:
+    msg = from_s3_record(s3_record("x/y z.jpg", versionId="v9"))
+    assert parse_message(msg.to_json()) == msg
+    assert json.loads(msg.to_json())["v"] == 1
+
+
+def test_vector_key_is_deterministic_hex_within_limits() -> None:
+    key = vector_key("photos", "a.jpg")
+    assert key == vector_key("photos", "a.jpg")
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert key != vector_key("photos", "b.jpg")
+    assert key != vector_key("photos2", "a.jpg")
+    # bucket/key boundaries cannot collide: ("ab", "c") vs ("a", "bc")
+    assert vector_key("ab", "c.jpg") != vector_key("a", "bc.jpg")
+
+
+def test_groups_are_stable_and_spread_objects() -> None:
+    assert group_id("photos", "a.jpg", 64) == group_id("photos", "a.jpg", 64)
+    counts = Counter(group_id("photos", f"img/{i}.jpg", 64) for i in range(6400))
+    assert len(counts) == 64  # every group used: parallel up to the concurrency
+    assert max(counts.values()) < 3 * min(counts.values())
+    assert {group_id("p", f"{i}", 1) for i in range(50)} == {"g00000"}
+    with pytest.raises(ValueError):
+        group_id("p", "k", 0)
+
+
+def test_live_event_and_backfill_of_the_same_version_share_a_dedup_id() -> None:
+    live = from_s3_record(s3_record("a.jpg", eTag="abc123"))
+    backfill = for_backfill("photos", "a.jpg", size=1234, etag='"abc123"')
+    assert dedup_id(live) == dedup_id(backfill)
+    assert (
+        to_send_entry(live, 64, "0")["MessageGroupId"]
+        == to_send_entry(backfill, 64, "1")["MessageGroupId"]
+    )
+    newer = for_backfill("photos", "a.jpg", size=1234, etag="def456")
+    assert dedup_id(newer) != dedup_id(live)
+
+
+def test_version_id_wins_over_etag_for_dedup() -> None:
+    a = from_s3_record(s3_record("a.jpg", eTag="same", versionId="v1"))
+    b = from_s3_record(s3_record("a.jpg", eTag="same", versionId="v2"))
+    assert dedup_id(a) != dedup_id(b)
+
+
+def test_deletes_of_different_events_do_not_collapse() -> None:
+    first = from_s3_record(s3_record("a.jpg", name="ObjectRemoved:Delete", sequencer="01"))
+    second = from_s3_record(s3_record("a.jpg", name="ObjectRemoved:Delete", sequencer="02"))
+    upsert = from_s3_record(s3_record("a.jpg"))
+    assert dedup_id(first) != dedup_id(second)
+    assert dedup_id(first) != dedup_id(upsert)
+
+
+def test_send_entry_shape() -> None:
+    msg = for_backfill("photos", "a.jpg", size=1, etag="e")
+    entry = to_send_entry(msg, 64, "7")
+    assert set(entry) == {"Id", "MessageBody", "MessageGroupId", "MessageDeduplicationId"}
+    assert entry["Id"] == "7"
+    assert parse_message(entry["MessageBody"]) == msg
+    assert len(entry["MessageDeduplicationId"]) <= 128
+
+
+def _body(**changes: Any) -> str:
+    base: dict[str, Any] = {
+        "v": 1,
+        "bucket": "photos",
+        "key": "a.jpg",
+        "kind": "upsert",
+        "origin": "event",
+        "event_time": "2025-11-13T12:00:00Z",
+    }
+    base.update(changes)
+    return json.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "JSON object"),
+        (_body(v=2), "'v'"),
+        (_body(v=...), "'v'"),
+        (_body(bucket=...), "'bucket'"),
+        (_body(key=""), "'key'"),
+        (_body(kind="update"), "'kind'"),
+        (_body(origin="cron"), "'origin'"),
+        (_body(event_time=5), "'event_time'"),
+        (_body(size=-1), "'size'"),
+        (_body(size=True), "'size'"),
+        (_body(etag=5), "'etag'"),
+        (_body(color="red"), "'color'"),
+    ],
+)
+def test_parser_errors_name_the_field(body: str, field: str) -> None:
+    with pytest.raises(MessageError) as err:
+        parse_message(body)
+    assert field in str(err.value)
+
+
+def test_parser_accepts_a_minimal_message() -> None:
+    assert parse_message(_body()) == ObjectMessage(
+        bucket="photos",
+        key="a.jpg",
+        kind="upsert",
+        origin="event",
+        event_time="2025-11-13T12:00:00Z",
+    )
