@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -48,9 +49,9 @@ class ModelSpec:
     """Largest image the model accepts at all (by S3 location above the inline cap)."""
     max_text_chars: int
     """Longest text query accepted."""
-
     image_formats: tuple[str, ...] = ("jpeg", "png", "gif", "webp")
     """Image formats the model accepts (names as ``imgsearch.images`` reports them)."""
+
 
 NOVA_MME = ModelSpec(
     model_id="amazon.nova-2-multimodal-embeddings-v1:0",
@@ -69,8 +70,8 @@ MARENGO_3 = ModelSpec(
     max_inline_image_bytes=5 * 1024 * 1024,
     max_image_bytes=5 * 1024 * 1024,
     max_text_chars=500,
-)
     image_formats=("jpeg", "png"),
+)
 MODELS: dict[str, ModelSpec] = {m.model_id: m for m in (NOVA_MME, MARENGO_3)}
 
 
@@ -141,6 +142,10 @@ class Prices:
     bedrock_nova_image_embedding: float = 0.00006
     bedrock_marengo_image_embedding: float = 0.00007
     s3vectors_put_per_gb: float = 0.20
+    s3vectors_put_min_billed_bytes: int = 128 * 1024
+    """Each PutVectors request is billed at least this much logical data (so one vector
+    per request costs like 128 KiB); reported by third-party analyses of S3 Vectors
+    pricing and consistent with AWS's advice to batch puts for cost. Estimate only."""
     s3vectors_storage_per_gb_month: float = 0.06
     lambda_gb_second_arm64: float = 0.0000133334
     lambda_gb_second_x86_64: float = 0.0000166667
@@ -182,6 +187,8 @@ class PipelineConfig:
     index_name: str = "images"
     queue_name: str = "imgsearch-embed.fifo"
     dlq_name: str = "imgsearch-embed-dlq.fifo"
+    router_dlq_name: str = "imgsearch-router-dlq"
+    """Standard queue keeping S3 events the router failed on after Lambda's async retries."""
     # what is indexed
     prefixes: tuple[str, ...] = ("",)
     suffixes: tuple[str, ...] = IMAGE_SUFFIXES
@@ -196,6 +203,8 @@ class PipelineConfig:
     visibility_timeout_seconds: int = 900
     max_receive_count: int = 5
     dlq_retention_days: int = 14
+    queue_retention_days: int = 14
+    """How long a message may wait in the main queue; a large backfill drains over days."""
     # the embedder
     architecture: Architecture = "arm64"
     embedder_memory_mb: int = 512
@@ -210,6 +219,8 @@ class PipelineConfig:
     # inventory and operations
     inventory_frequency: InventoryFrequency = "Daily"
     inventory_config_id: str = "imgsearch-inventory"
+    inventory_retention_days: int = 14
+    """Inventory reports older than this are expired; the backfill reads the latest."""
     log_retention_days: int = 30
     oldest_message_alarm_seconds: int = 3600
     service_name: str = "imgsearch"
@@ -369,6 +380,36 @@ def _at_least(key: str, value: int, minimum: int, why: str = "") -> None:
         raise ConfigError(f"config key {key!r}: {value} is below the minimum {minimum}{why}")
 
 
+_NAME_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "vector_bucket_name",
+        re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"),
+        "use 3-63 lowercase letters, digits and hyphens, starting and ending alphanumeric",
+    ),
+    (
+        "index_name",
+        re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
+        "use 3-63 lowercase letters, digits, hyphens and dots, starting and ending alphanumeric",
+    ),
+    (
+        "queue_name",
+        re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo"),
+        "use up to 80 letters, digits, hyphens and underscores, ending in '.fifo'",
+    ),
+    (
+        "dlq_name",
+        re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo"),
+        "use up to 80 letters, digits, hyphens and underscores, ending in '.fifo'",
+    ),
+    (
+        "router_dlq_name",
+        re.compile(r"[A-Za-z0-9_-]{1,80}"),
+        "use up to 80 letters, digits, hyphens and underscores",
+    ),
+)
+"""Naming rules of S3 Vectors and SQS, checked here so a bad name fails synth, not deploy."""
+
+
 def _validate(cfg: PipelineConfig) -> None:
     hints = get_type_hints(PipelineConfig)
     for f in fields(cfg):
@@ -386,14 +427,24 @@ def _validate(cfg: PipelineConfig) -> None:
     for key in ("queue_name", "dlq_name"):
         if not getattr(cfg, key).endswith(".fifo"):
             raise ConfigError(f"config key {key!r}: a FIFO queue name must end in '.fifo'")
+    if cfg.router_dlq_name.endswith(".fifo"):
+        raise ConfigError(
+            "config key 'router_dlq_name': a Lambda dead-letter queue must be a standard "
+            "queue; drop the '.fifo'"
+        )
+    for key, pattern, allowed in _NAME_RULES:
+        if not pattern.fullmatch(getattr(cfg, key)):
+            raise ConfigError(f"config key {key!r}: {getattr(cfg, key)!r} is not valid; {allowed}")
     if not 1 <= cfg.message_groups <= 100_000:
         raise ConfigError("config key 'message_groups': must be between 1 and 100000")
     if not 0 <= cfg.visibility_timeout_seconds <= 43_200:
         raise ConfigError("config key 'visibility_timeout_seconds': must be 0..43200 (12 hours)")
     if not 1 <= cfg.max_receive_count <= 1000:
         raise ConfigError("config key 'max_receive_count': must be between 1 and 1000")
-    if not 1 <= cfg.dlq_retention_days <= 14:
-        raise ConfigError("config key 'dlq_retention_days': SQS keeps messages 1..14 days")
+    for key in ("dlq_retention_days", "queue_retention_days"):
+        if not 1 <= getattr(cfg, key) <= 14:
+            raise ConfigError(f"config key {key!r}: SQS keeps messages 1..14 days")
+    _at_least("inventory_retention_days", cfg.inventory_retention_days, 1)
     if not 1 <= cfg.embedder_timeout_seconds <= 900:
         raise ConfigError("config key 'embedder_timeout_seconds': must be 1..900")
     _at_least(

@@ -1,0 +1,92 @@
+"""The Lambda asset, bundled on this machine: no Docker, nothing downloaded at synth.
+
+``make build`` (``scripts/build_lambda.py``) installs the runtime dependencies for the
+Lambda platform into ``build/lambda-deps-<arch>``. At synth, CDK calls
+:meth:`LocalBundler.try_bundle`, which copies that folder and our ``imgsearch``
+package into the asset directory. Both functions share the one asset.
+
+The asset hash is the fingerprint of the bundled output (``AssetHashType.OUTPUT``):
+it changes exactly when what would be deployed changes (code, a dependency, the
+architecture), and stays put otherwise, so an unchanged tree deploys no new Lambda
+code. (CDK's default hash for a bundled asset mixes in the bundling options, and
+those include the jsii proxy of :class:`LocalBundler`, which serialises differently
+on each run: every synth would yield a new asset.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda as lambda_
+
+from scripts.build_lambda import BUILD_DIR, STAMP_NAME, DepsBuild
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[1] / "functions"
+PACKAGE = "imgsearch"
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", STAMP_NAME)
+
+
+class BundlingError(RuntimeError):
+    """The Lambda dependencies are missing or stale; the message says to run ``make build``."""
+
+
+@jsii.implements(cdk.ILocalBundling)
+class LocalBundler:
+    """Copies the pre-installed dependencies and our package into the asset directory."""
+
+    def __init__(
+        self, arch: str, functions_dir: Path = FUNCTIONS_DIR, build_dir: Path = BUILD_DIR
+    ) -> None:
+        self.functions_dir = functions_dir
+        self.deps = DepsBuild(arch, functions_dir / "requirements.txt", build_dir)
+
+    def check(self) -> None:
+        """Fail early, naming the fix, if ``make build`` has not run for these inputs."""
+        if not self.deps.target.is_dir():
+            raise BundlingError(
+                f"Lambda dependencies for {self.deps.arch} are missing ({self.deps.target}); "
+                "run `make build` first"
+            )
+        if not self.deps.is_up_to_date():
+            raise BundlingError(
+                f"Lambda dependencies in {self.deps.target} do not match "
+                f"{self.deps.requirements}; run `make build` to reinstall them"
+            )
+
+    @jsii.member(jsii_name="tryBundle")
+    def try_bundle(self, output_dir: str, *_options: Any, **_kwargs: Any) -> bool:
+        self.check()
+        out = Path(output_dir)
+        shutil.copytree(
+            self.deps.target, out, ignore=_IGNORED, copy_function=_link_or_copy, dirs_exist_ok=True
+        )
+        shutil.copytree(self.functions_dir / PACKAGE, out / PACKAGE, ignore=_IGNORED)
+        return True
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link the (read-only, thousands of files) dependencies; copy across devices."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def lambda_code(arch: str) -> lambda_.Code:
+    """The asset both functions run from (handler modules under ``imgsearch.handlers``)."""
+    bundler = LocalBundler(arch)
+    return lambda_.Code.from_asset(
+        str(bundler.functions_dir),
+        asset_hash_type=cdk.AssetHashType.OUTPUT,
+        bundling=cdk.BundlingOptions(
+            # Never pulled: the local bundler always bundles or raises. CDK requires an image.
+            image=cdk.DockerImage.from_registry("local-bundling-only"),
+            local=bundler,
+        ),
+    )

@@ -1,0 +1,200 @@
+"""The router and embedder Lambdas, their least-privilege roles and their triggers.
+
+Each function gets its own role with explicit statements (no managed policies, no
+``grant*`` helpers that widen to ``s3:List*``/``GetBucket*``) and its own log group
+with the configured retention, so no ``AWSLambdaBasicExecutionRole`` is needed.
+Both run with X-Ray active tracing for the Powertools Tracer; CDK then adds
+``xray:PutTraceSegments``/``xray:PutTelemetryRecords`` on ``*``: those actions have no
+resource-level permissions, AWS offers nothing narrower.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from imgsearch.config import PipelineConfig
+from infra.bundling import lambda_code
+from infra.notifications import notification_filters
+
+ROUTER_HANDLER = "imgsearch.handlers.router.lambda_handler"
+EMBEDDER_HANDLER = "imgsearch.handlers.embedder.lambda_handler"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+class PipelineFunctions(Construct):
+    """Router (S3 events -> FIFO queue) and embedder (FIFO queue -> Bedrock -> S3 Vectors)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: PipelineConfig,
+        source_bucket: s3.IBucket,
+        queue: sqs.IQueue,
+        index_arn: str,
+    ) -> None:
+        super().__init__(scope, id)
+        cfg = config
+        # The deploy-time names travel in the same environment as everything else.
+        environment = cfg.replace(
+            queue_url=queue.queue_url, source_bucket_name=source_bucket.bucket_name
+        ).to_lambda_env()
+        code = lambda_code(cfg.architecture)
+
+        # S3 invokes the router asynchronously; an event it still fails on after
+        # Lambda's retries lands here instead of being dropped.
+        self.router_dlq = sqs.Queue(
+            self,
+            "RouterDeadLetters",
+            queue_name=cfg.router_dlq_name,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(cfg.dlq_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.router = self._function(
+            "Router",
+            cfg,
+            code=code,
+            handler=ROUTER_HANDLER,
+            environment=environment,
+            memory_mb=cfg.router_memory_mb,
+            timeout_seconds=cfg.router_timeout_seconds,
+            dead_letter_queue=self.router_dlq,
+            description="S3 object events -> FIFO queue (S3 cannot notify FIFO queues)",
+        )
+        self.router.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="EnqueueObjectEvents",
+                actions=["sqs:SendMessage"],
+                resources=[queue.queue_arn],
+            )
+        )
+
+        self.embedder = self._function(
+            "Embedder",
+            cfg,
+            code=code,
+            handler=EMBEDDER_HANDLER,
+            environment=environment,
+            memory_mb=cfg.embedder_memory_mb,
+            timeout_seconds=cfg.embedder_timeout_seconds,
+            reserved_concurrency=cfg.embedder_concurrency,
+            description="FIFO queue -> Bedrock embeddings -> S3 Vectors",
+        )
+        for statement in (
+            iam.PolicyStatement(
+                sid="ReadSourceImages",
+                # Events on versioned buckets carry a version id and the embedder reads
+                # that exact version, which needs s3:GetObjectVersion; on an unversioned
+                # bucket it grants nothing more. HeadObject is covered by s3:GetObject, and
+                # so is Bedrock reading an image by S3 location (it uses our permissions).
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[source_bucket.arn_for_objects(f"{p}*") for p in cfg.prefixes],
+            ),
+            iam.PolicyStatement(
+                sid="InvokeEmbeddingModel",
+                actions=["bedrock:InvokeModel"],
+                resources=[
+                    cdk.Stack.of(self).format_arn(
+                        service="bedrock",
+                        account="",
+                        resource="foundation-model",
+                        resource_name=cfg.model_id,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="WriteVectors",
+                actions=["s3vectors:PutVectors", "s3vectors:DeleteVectors", "s3vectors:GetVectors"],
+                resources=[index_arn],
+            ),
+        ):
+            self.embedder.add_to_role_policy(statement)
+        # Adds the consume permissions the event source mapping needs on this queue.
+        self.embedder.add_event_source(
+            sources.SqsEventSource(
+                queue,
+                batch_size=cfg.batch_size,
+                report_batch_item_failures=True,
+                # Same as the reserved concurrency: with reserved concurrency alone the
+                # pollers outrun the function, get throttled, and throttled messages
+                # return to the queue and count towards the DLQ's maxReceiveCount.
+                max_concurrency=cfg.embedder_concurrency,
+            )
+        )
+
+        # S3 event notifications cannot target a FIFO queue (S3 sends no
+        # MessageGroupId), so they go to the router, which writes to the FIFO queue.
+        destination = s3n.LambdaDestination(self.router)
+        for key_filter in notification_filters(cfg):
+            for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
+                source_bucket.add_event_notification(
+                    event,
+                    destination,
+                    s3.NotificationKeyFilter(
+                        prefix=key_filter.prefix or None, suffix=key_filter.suffix
+                    ),
+                )
+
+    def _function(
+        self,
+        id: str,
+        cfg: PipelineConfig,
+        *,
+        code: lambda_.Code,
+        handler: str,
+        environment: dict[str, str],
+        memory_mb: int,
+        timeout_seconds: int,
+        description: str,
+        reserved_concurrency: int | None = None,
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(self, f"{id}Logs", removal_policy=cdk.RemovalPolicy.DESTROY)
+        # RetentionDays is an enum of names; the config holds the number of days.
+        cast(
+            logs.CfnLogGroup, log_group.node.default_child
+        ).retention_in_days = cfg.log_retention_days
+        role = iam.Role(
+            self,
+            f"{id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{cfg.stack_name} {id.lower()} Lambda",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        return lambda_.Function(
+            self,
+            id,
+            runtime=RUNTIME,
+            architecture=_ARCHITECTURES[cfg.architecture],
+            code=code,
+            handler=handler,
+            environment=environment,
+            memory_size=memory_mb,
+            timeout=cdk.Duration.seconds(timeout_seconds),
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=dead_letter_queue,
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            description=description,
+        )

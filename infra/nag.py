@@ -1,0 +1,98 @@
+"""cdk-nag AwsSolutions findings that were reviewed and accepted, each with its reason.
+
+cdk-nag 3 runs as a CDK validation plugin (``infra/app.py``): any finding not
+acknowledged here fails ``cdk synth``. Each acknowledgement names one finding
+(``AwsSolutions-IAM5[Resource::...]`` for one wildcard resource) on one construct,
+so a new wildcard elsewhere is still reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import IConstruct
+
+from infra.pipeline import ImageSearchPipeline
+
+PACK = "AwsSolutions"
+_BASIC_EXECUTION_ROLE = (
+    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+)
+_CDK_SINGLETONS = {
+    "BucketNotificationsHandler": (
+        "CDK's own handler that writes the source bucket's notification configuration "
+        "(CloudFormation cannot, without a circular dependency on the router). Its role "
+        "is created by CDK and not configurable; the managed policy only lets it write "
+        "its own logs."
+    ),
+    "AWS679f53fac002430cb0da5b7982bd2287": (
+        "CDK's AwsCustomResource provider, which sets S3 Inventory on the imported "
+        "source bucket. Its role is created by CDK and not configurable; the managed "
+        "policy only lets it write its own logs."
+    ),
+}
+_RUNTIME_REASON = (
+    "The Lambdas run Python 3.13 on purpose: the dependencies are built for it "
+    "(scripts/build_lambda.py) and the code is tested on it. Moving to a newer runtime "
+    "is a deliberate upgrade of the build target, not a default to follow."
+)
+_XRAY_REASON = (
+    "Active tracing (Powertools Tracer) needs xray:PutTraceSegments and "
+    "xray:PutTelemetryRecords, which support no resource-level permissions: '*' is the "
+    "only resource AWS accepts."
+)
+_OBJECTS_REASON = (
+    "Read access to the images under one configured prefix of the source bucket: the "
+    "wildcard covers the object keys below that prefix and nothing else."
+)
+
+
+def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
+    cdk.Validations.of(construct).acknowledge(
+        cdk.Acknowledgment(id=f"{PACK}::{PACK}-{finding}", reason=reason)
+    )
+
+
+def suppress_reviewed_findings(stack: cdk.Stack, pipeline: ImageSearchPipeline) -> None:
+    functions = pipeline.functions
+    for fn in (functions.router, functions.embedder):
+        acknowledge(fn, "L1", _RUNTIME_REASON)
+        acknowledge(fn.role or fn, "IAM5[Resource::*]", _XRAY_REASON)
+    for prefix in pipeline.config.prefixes:
+        resource = _nag_string(
+            stack.resolve(pipeline.buckets.source_bucket.arn_for_objects(f"{prefix}*"))
+        )
+        acknowledge(
+            functions.embedder.role or functions.embedder,
+            f"IAM5[Resource::{resource}]",
+            _OBJECTS_REASON,
+        )
+    for child in _cdk_singletons(stack):
+        reason = next(r for name, r in _CDK_SINGLETONS.items() if child.node.id.startswith(name))
+        acknowledge(child, f"IAM4[{_BASIC_EXECUTION_ROLE}]", reason)
+
+
+def _cdk_singletons(stack: cdk.Stack) -> Iterable[IConstruct]:
+    return (
+        child
+        for child in stack.node.children
+        if any(child.node.id.startswith(name) for name in _CDK_SINGLETONS)
+    )
+
+
+def _nag_string(value: Any) -> str:
+    """Render a resolved CloudFormation value the way cdk-nag names it in a finding."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        [(fn, arg)] = value.items()
+        if fn == "Fn::Join":
+            separator, parts = arg
+            return str(separator).join(_nag_string(p) for p in parts)
+        if fn == "Fn::GetAtt":
+            return f"<{arg[0]}.{arg[1]}>"
+        if fn == "Ref":
+            return f"<{arg}>"
+    raise ValueError(f"cannot name {value!r} as cdk-nag does")

@@ -1,0 +1,207 @@
+"""The pipeline's CloudWatch dashboard and alarms.
+
+The alarms watch the three ways the pipeline can fall behind or lose track of work:
+messages in a dead-letter queue (an image that failed every retry, or an S3 event
+the router failed on), a queue that is not draining (age of the oldest message), and
+function errors (crashes and timeouts; per-image failures are reported as batch item
+failures and end in the DLQ instead). The alarms carry no actions: subscribe your
+own SNS topic or chat integration to them.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from imgsearch.config import METRICS, PipelineConfig
+
+_MINUTE = cdk.Duration.minutes(1)
+_FIVE_MINUTES = cdk.Duration.minutes(5)
+_WIDTH = 24
+"""A dashboard row is 24 units wide."""
+
+
+class Observability(Construct):
+    """Dashboard (queues, functions, the pipeline's own metrics) and alarms."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: PipelineConfig,
+        queue: sqs.IQueue,
+        dlq: sqs.IQueue,
+        router_dlq: sqs.IQueue,
+        router: lambda_.IFunction,
+        embedder: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, id)
+        cfg = config
+        name = cfg.stack_name
+        self.alarms = [
+            cw.Alarm(
+                self,
+                "DeadLettersAlarm",
+                alarm_name=f"{name}-dlq-not-empty",
+                alarm_description="Images failed every attempt; inspect and redrive the DLQ.",
+                metric=dlq.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=_MINUTE
+                ),
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "RouterDeadLettersAlarm",
+                alarm_name=f"{name}-router-dlq-not-empty",
+                alarm_description="S3 events the router could not enqueue; run the backfill.",
+                metric=router_dlq.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=_MINUTE
+                ),
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            cw.Alarm(
+                self,
+                "OldestMessageAlarm",
+                alarm_name=f"{name}-queue-not-draining",
+                alarm_description=(
+                    f"A message waited over {cfg.oldest_message_alarm_seconds} s: the embedder "
+                    "is not keeping up or not running."
+                ),
+                metric=queue.metric_approximate_age_of_oldest_message(
+                    statistic="Maximum", period=_FIVE_MINUTES
+                ),
+                threshold=cfg.oldest_message_alarm_seconds,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            *(
+                cw.Alarm(
+                    self,
+                    f"{label}ErrorsAlarm",
+                    alarm_name=f"{name}-{label.lower()}-errors",
+                    alarm_description=f"The {label.lower()} Lambda failed (crash or timeout).",
+                    metric=fn.metric_errors(statistic="Sum", period=_FIVE_MINUTES),
+                    threshold=0,
+                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=1,
+                    treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                )
+                for label, fn in (("Embedder", embedder), ("Router", router))
+            ),
+        ]
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=name)
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=_WIDTH, height=3)
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Queue depth",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(label="waiting"),
+                    queue.metric_approximate_number_of_messages_not_visible(label="in flight"),
+                    dlq.metric_approximate_number_of_messages_visible(label="dead letters"),
+                    router_dlq.metric_approximate_number_of_messages_visible(
+                        label="router dead letters"
+                    ),
+                ],
+                width=_WIDTH // 2,
+            ),
+            cw.GraphWidget(
+                title="Age of oldest message (s)",
+                left=[queue.metric_approximate_age_of_oldest_message(statistic="Maximum")],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=cfg.oldest_message_alarm_seconds, label="alarm")
+                ],
+                width=_WIDTH // 2,
+            ),
+        )
+        for label, fn in (("Embedder", embedder), ("Router", router)):
+            self.dashboard.add_widgets(
+                cw.GraphWidget(
+                    title=f"{label}: invocations, errors, throttles",
+                    left=[
+                        fn.metric_invocations(statistic="Sum"),
+                        fn.metric_errors(statistic="Sum"),
+                        fn.metric_throttles(statistic="Sum"),
+                    ],
+                    width=_WIDTH // 2,
+                ),
+                cw.GraphWidget(
+                    title=f"{label}: duration (ms)",
+                    left=[
+                        fn.metric_duration(statistic="p50", label="p50"),
+                        fn.metric_duration(statistic="p99", label="p99"),
+                        fn.metric_duration(statistic="Maximum", label="max"),
+                    ],
+                    width=_WIDTH // 2,
+                ),
+            )
+        self.dashboard.add_widgets(*self._pipeline_widgets(cfg))
+
+    @staticmethod
+    def _pipeline_widgets(cfg: PipelineConfig) -> list[cw.IWidget]:
+        """The metrics the Lambdas emit themselves (Powertools EMF, dimension ``service``)."""
+
+        def metric(name: str, statistic: str = "Sum") -> cw.Metric:
+            return cw.Metric(
+                namespace=cfg.metrics_namespace,
+                metric_name=name,
+                dimensions_map={"service": cfg.service_name},
+                statistic=statistic,
+                period=_FIVE_MINUTES,
+                label=name if statistic == "Sum" else f"{name} {statistic}",
+            )
+
+        by_reason = cw.MathExpression(
+            expression=(
+                f"SEARCH('{{{cfg.metrics_namespace},reason,service}} "
+                f'MetricName="{METRICS.permanent_failures_by_reason}" '
+                f"service=\"{cfg.service_name}\"', 'Sum', 300)"
+            ),
+            using_metrics={},
+            label="",
+            period=_FIVE_MINUTES,
+        )
+        third = _WIDTH // 3
+        return [
+            cw.GraphWidget(
+                title="Images",
+                left=[
+                    metric(METRICS.messages_routed),
+                    metric(METRICS.images_embedded),
+                    metric(METRICS.vectors_deleted),
+                    metric(METRICS.unchanged_skipped),
+                    metric(METRICS.stale_skipped),
+                ],
+                width=third,
+            ),
+            cw.GraphWidget(
+                title="Failures and retries",
+                left=[
+                    metric(METRICS.permanent_failures),
+                    metric(METRICS.transient_retries),
+                    by_reason,
+                ],
+                width=third,
+            ),
+            cw.GraphWidget(
+                title="Embedding latency (ms) and bytes read",
+                left=[
+                    metric(METRICS.embedding_latency_ms, "p50"),
+                    metric(METRICS.embedding_latency_ms, "p99"),
+                ],
+                right=[metric(METRICS.bytes_read)],
+                width=third,
+            ),
+        ]

@@ -1,0 +1,50 @@
+"""The deployable stack: the pipeline construct plus the outputs the scripts read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from imgsearch.config import PipelineConfig
+from infra.nag import suppress_reviewed_findings
+from infra.outputs import OUTPUTS
+from infra.pipeline import ImageSearchPipeline
+
+
+class ImageSearchPipelineStack(cdk.Stack):
+    """Everything one ``cdk deploy`` provisions."""
+
+    def __init__(self, scope: Construct, id: str, *, config: PipelineConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            id,
+            description="Image search ingestion: S3 -> SQS FIFO -> Lambda -> Bedrock -> S3 Vectors",
+            **kwargs,
+        )
+        self.pipeline = pipeline = ImageSearchPipeline(self, "Pipeline", config=config)
+        buckets, queues, functions = pipeline.buckets, pipeline.queues, pipeline.functions
+        dashboard_url = (
+            f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"
+            f"#dashboards/dashboard/{pipeline.observability.dashboard.dashboard_name}"
+        )
+        values = {
+            OUTPUTS.source_bucket_name: buckets.source_bucket.bucket_name,
+            OUTPUTS.inventory_bucket_name: buckets.inventory_bucket.bucket_name,
+            OUTPUTS.queue_url: queues.queue.queue_url,
+            OUTPUTS.dlq_url: queues.dlq.queue_url,
+            OUTPUTS.router_dlq_url: functions.router_dlq.queue_url,
+            OUTPUTS.vector_bucket_name: config.vector_bucket_name,
+            OUTPUTS.index_name: config.index_name,
+            OUTPUTS.index_arn: pipeline.vectors.index_arn,
+            OUTPUTS.dashboard_url: dashboard_url,
+            OUTPUTS.embedder_function_name: functions.embedder.function_name,
+            OUTPUTS.router_function_name: functions.router.function_name,
+        }
+        for key, value in values.items():
+            cdk.CfnOutput(self, key, value=value)
+        # CDK makes each function DependsOn its role although the function's GetAtt of the
+        # role already orders them; cfn-lint warns about that redundancy (W3005).
+        self.template_options.metadata = {"cfn-lint": {"config": {"ignore_checks": ["W3005"]}}}
+        suppress_reviewed_findings(self, pipeline)

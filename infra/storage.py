@@ -1,0 +1,204 @@
+"""Buckets: the images (created or imported), their inventory and access logs, the vectors.
+
+Removal policy: every bucket and the vector index are RETAINED when the stack is
+deleted. The source bucket holds the user's images; the vector bucket holds
+embeddings that cost Bedrock calls to recreate; inventory reports and access logs
+are records a user may still want. CloudFormation cannot delete a non-empty bucket
+anyway, and emptying it on delete (``auto_delete_objects``) would mean a Lambda that
+deletes user data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3vectors as s3vectors
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from imgsearch.config import PipelineConfig
+
+INVENTORY_FIELDS: tuple[str, ...] = ("Size", "LastModifiedDate", "ETag", "StorageClass")
+"""Inventory columns beyond Bucket and Key: what the backfill needs to build messages
+(size and ETag for the dedup id, storage class to skip archived objects)."""
+VECTOR_DATA_TYPE = "float32"
+"""The only data type S3 Vectors stores."""
+
+
+class DataBuckets(Construct):
+    """The source bucket with its inventory and notifications' target, plus their logs."""
+
+    def __init__(self, scope: Construct, id: str, *, config: PipelineConfig) -> None:
+        super().__init__(scope, id)
+        cfg = config
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            **_secure_bucket_props(),
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=cdk.Duration.days(cfg.log_retention_days))
+            ],
+        )
+        self.inventory_bucket = s3.Bucket(
+            self,
+            "Inventory",
+            **_secure_bucket_props(),
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="inventory/",
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=cdk.Duration.days(cfg.inventory_retention_days))
+            ],
+        )
+        # S3 Inventory takes one prefix filter: inventory exactly one configured prefix,
+        # otherwise the whole bucket (the backfill selects keys itself).
+        inventory_prefix = cfg.prefixes[0] if len(cfg.prefixes) == 1 else ""
+        self.imported = bool(cfg.source_bucket_name)
+        self.source_bucket: s3.IBucket
+        if self.imported:
+            self.source_bucket = s3.Bucket.from_bucket_name(self, "Source", cfg.source_bucket_name)
+            self._inventory_on_imported_bucket(cfg, inventory_prefix)
+        else:
+            self.source_bucket = s3.Bucket(
+                self,
+                "Source",
+                **_secure_bucket_props(),
+                versioned=cfg.source_bucket_versioned,
+                server_access_logs_bucket=self.access_logs_bucket,
+                server_access_logs_prefix="source/",
+                inventories=[
+                    s3.Inventory(
+                        inventory_id=cfg.inventory_config_id,
+                        destination=s3.InventoryDestination(
+                            bucket=self.inventory_bucket,
+                            bucket_owner=cdk.Stack.of(self).account,
+                        ),
+                        enabled=True,
+                        format=s3.InventoryFormat.CSV,
+                        frequency=s3.InventoryFrequency[cfg.inventory_frequency.upper()],
+                        # CDK's default is ALL versions; the backfill wants what exists now.
+                        include_object_versions=s3.InventoryObjectVersion.CURRENT,
+                        objects_prefix=inventory_prefix or None,
+                        optional_fields=list(INVENTORY_FIELDS),
+                    )
+                ],
+            )
+
+    def _inventory_on_imported_bucket(self, cfg: PipelineConfig, prefix: str) -> None:
+        """Configure S3 Inventory on a bucket this stack does not own.
+
+        CloudFormation can only set inventory on buckets it created, so an
+        ``AwsCustomResource`` calls ``PutBucketInventoryConfiguration`` on deploy and
+        ``DeleteBucketInventoryConfiguration`` on stack delete (both need the IAM
+        action ``s3:PutInventoryConfiguration``, on this one bucket). The
+        configuration is the same one the created bucket gets.
+        """
+        stack = cdk.Stack.of(self)
+        inventory: dict[str, Any] = {
+            "Id": cfg.inventory_config_id,
+            "IsEnabled": True,
+            "IncludedObjectVersions": "Current",
+            "Destination": {
+                "S3BucketDestination": {
+                    "Bucket": self.inventory_bucket.bucket_arn,
+                    "AccountId": stack.account,
+                    "Format": "CSV",
+                }
+            },
+            "Schedule": {"Frequency": cfg.inventory_frequency},
+            "OptionalFields": list(INVENTORY_FIELDS),
+        }
+        if prefix:
+            inventory["Filter"] = {"Prefix": prefix}
+        target = {"Bucket": cfg.source_bucket_name, "Id": cfg.inventory_config_id}
+        physical_id = cr.PhysicalResourceId.of(
+            f"{cfg.source_bucket_name}/{cfg.inventory_config_id}"
+        )
+        put = cr.AwsSdkCall(
+            service="S3",
+            action="PutBucketInventoryConfiguration",
+            parameters={**target, "InventoryConfiguration": inventory},
+            physical_resource_id=physical_id,
+        )
+        cr.AwsCustomResource(
+            self,
+            "SourceInventory",
+            on_create=put,
+            on_update=put,
+            on_delete=cr.AwsSdkCall(
+                service="S3",
+                action="DeleteBucketInventoryConfiguration",
+                parameters=target,
+                physical_resource_id=physical_id,
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["s3:PutInventoryConfiguration"],
+                        resources=[self.source_bucket.bucket_arn],
+                    )
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        # The statement CDK adds to the destination by itself when it owns the source.
+        self.inventory_bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowSourceBucketInventory",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[
+                    self.inventory_bucket.bucket_arn,
+                    self.inventory_bucket.arn_for_objects("*"),
+                ],
+                conditions={"ArnLike": {"aws:SourceArn": self.source_bucket.bucket_arn}},
+            )
+        )
+
+
+class VectorStore(Construct):
+    """The S3 vector bucket and its one index."""
+
+    def __init__(self, scope: Construct, id: str, *, config: PipelineConfig) -> None:
+        super().__init__(scope, id)
+        cfg = config
+        self.bucket = s3vectors.CfnVectorBucket(
+            self,
+            "Bucket",
+            vector_bucket_name=cfg.vector_bucket_name,
+            encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(
+                sse_type="AES256"
+            ),
+        )
+        self.index = s3vectors.CfnIndex(
+            self,
+            "Index",
+            vector_bucket_arn=self.bucket.attr_vector_bucket_arn,
+            index_name=cfg.index_name,
+            data_type=VECTOR_DATA_TYPE,
+            dimension=cfg.dimension,
+            distance_metric=cfg.distance_metric,
+            # Large fields (full URIs) are stored but not filterable, so they never count
+            # against the 2 KB filterable-metadata limit.
+            metadata_configuration=s3vectors.CfnIndex.MetadataConfigurationProperty(
+                non_filterable_metadata_keys=list(cfg.non_filterable_metadata_keys)
+            ),
+        )
+        for resource in (self.bucket, self.index):
+            resource.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+
+    @property
+    def index_arn(self) -> str:
+        return self.index.attr_index_arn
+
+
+def _secure_bucket_props() -> dict[str, Any]:
+    return {
+        "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+        "encryption": s3.BucketEncryption.S3_MANAGED,
+        "enforce_ssl": True,
+        "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        "removal_policy": cdk.RemovalPolicy.RETAIN,
+    }
