@@ -1,0 +1,181 @@
+"""Per-object accounting: every object ends in exactly one known state.
+
+The embedder writes one JSON log line per message with a top-level ``outcome``
+(``embedded``, ``unchanged``, ``deleted``, ``stale_skipped``, ``permanent_failure``,
+``transient_failure``), ``reason``, ``bucket``, ``key`` and ``vector_key``. The local
+runtime feeds those lines to a :class:`Ledger`; :func:`check` then compares the ledger
+with the ground truth (objects in the source bucket, vectors in the index, messages in
+the DLQ) and reports every object that is not in exactly one of
+
+* a vector is stored for it,
+* a permanent failure is recorded for it (its last outcome), or
+* a message for it is in the dead-letter queue.
+
+Objects that no longer exist must have no vector, unless their delete is in the DLQ.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgsearch.messages import vector_key
+
+OUTCOMES: tuple[str, ...] = (
+    "embedded",
+    "unchanged",
+    "deleted",
+    "stale_skipped",
+    "permanent_failure",
+    "transient_failure",
+)
+
+ObjectId = tuple[str, str]
+"""(bucket, key)"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outcome: str
+    reason: str | None
+    bucket: str
+    key: str
+    vector_key: str | None
+
+
+def parse_outcome(record: Mapping[str, Any]) -> Outcome | None:
+    """The outcome in one embedder log record, or None if it is another kind of line."""
+    outcome = record.get("outcome")
+    if outcome not in OUTCOMES:
+        return None
+    bucket, key = record.get("bucket"), record.get("key")
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        return None
+    reason = record.get("reason")
+    vkey = record.get("vector_key")
+    return Outcome(
+        str(outcome),
+        str(reason) if reason is not None else None,
+        bucket,
+        key,
+        str(vkey) if vkey is not None else None,
+    )
+
+
+class Ledger:
+    """Outcomes seen so far, by object (thread-safe; fed from worker log readers)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[ObjectId, Outcome] = {}
+        self.counts: Counter[str] = Counter()
+        self.failures_by_reason: Counter[str] = Counter()
+
+    def record(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.counts[outcome.outcome] += 1
+            if outcome.outcome == "permanent_failure":
+                self.failures_by_reason[outcome.reason or "unknown"] += 1
+            if outcome.outcome in ("transient_failure", "stale_skipped", "unchanged"):
+                # Neither changes what is stored: keep a terminal outcome if one is known.
+                previous = self._last.get((outcome.bucket, outcome.key))
+                if previous is not None and outcome.outcome != "transient_failure":
+                    return
+            self._last[(outcome.bucket, outcome.key)] = outcome
+
+    def last(self, bucket: str, key: str) -> Outcome | None:
+        with self._lock:
+            return self._last.get((bucket, key))
+
+    def snapshot(self) -> dict[ObjectId, Outcome]:
+        with self._lock:
+            return dict(self._last)
+
+    def permanent_failures(self) -> dict[ObjectId, Outcome]:
+        return {o: v for o, v in self.snapshot().items() if v.outcome == "permanent_failure"}
+
+
+@dataclass
+class AccountingReport:
+    objects: int = 0
+    """Selected objects in the source bucket."""
+    vectors: int = 0
+    permanent_failures: int = 0
+    in_dlq: int = 0
+    failures_by_reason: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    """One line per object (or vector) that breaks the invariant; empty when all is well."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.failures_by_reason.items()))
+        return (
+            f"objects={self.objects} vectors={self.vectors} "
+            f"permanent_failures={self.permanent_failures}"
+            f"{' (' + reasons + ')' if reasons else ''} dlq={self.in_dlq} "
+            f"violations={len(self.violations)}"
+        )
+
+
+def check(
+    objects: Iterable[ObjectId],
+    vector_keys: Iterable[str],
+    ledger: Ledger,
+    dlq_objects: Iterable[ObjectId],
+) -> AccountingReport:
+    """Check the invariant; see the module docstring."""
+    existing = set(objects)
+    vectors = set(vector_keys)
+    in_dlq = set(dlq_objects)
+    last = ledger.snapshot()
+    report = AccountingReport(objects=len(existing))
+    known_vectors: set[str] = set()
+    universe = existing | in_dlq | set(last)
+    for obj in sorted(universe):
+        vk = vector_key(*obj)
+        has_vector = vk in vectors
+        if has_vector:
+            known_vectors.add(vk)
+        outcome = last.get(obj)
+        if obj in existing:
+            failed = outcome is not None and outcome.outcome == "permanent_failure"
+            dlq = obj in in_dlq
+            states = [
+                name
+                for name, on in (
+                    ("vector", has_vector),
+                    ("permanent_failure", failed),
+                    ("dlq", dlq),
+                )
+                if on
+            ]
+            report.vectors += has_vector
+            report.permanent_failures += failed
+            report.in_dlq += dlq
+            if failed and outcome is not None:
+                report.failures_by_reason[outcome.reason or "unknown"] += 1
+            if len(states) != 1:
+                seen = outcome.outcome if outcome else "no outcome logged"
+                report.violations.append(
+                    f"s3://{obj[0]}/{obj[1]}: in {len(states)} states {states or ''} "
+                    f"(expected exactly one; last outcome: {seen})".replace(" []", "")
+                )
+        else:
+            if obj in in_dlq:
+                report.in_dlq += 1
+            elif has_vector:
+                report.violations.append(
+                    f"s3://{obj[0]}/{obj[1]}: object is gone but its vector {vk} is still stored"
+                )
+    for vk in sorted(vectors - known_vectors):
+        report.violations.append(f"vector {vk}: belongs to no known object")
+    return report
+
+
+__all__ = ["OUTCOMES", "AccountingReport", "Ledger", "Outcome", "check", "parse_outcome"]
