@@ -124,6 +124,8 @@ class MetricNames:
     permanent_failures: str = "PermanentFailures"
     permanent_failures_by_reason: str = "PermanentFailuresByReason"
     transient_retries: str = "TransientRetries"
+    transient_failures: str = "TransientFailures"
+    """Messages handed back to SQS for redelivery (throttling that outlasted the budget...)."""
     embedding_latency_ms: str = "EmbeddingLatency"
     bytes_read: str = "BytesRead"
     messages_routed: str = "MessagesRouted"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,8 +100,16 @@ class Ingestor:
 
     # ------------------------------------------------------------------ one message
 
-    def process(self, msg: ObjectMessage, deadline: float | None = None) -> Result:
-        """Converge the index on ``msg``'s object; never raises."""
+    def process(
+        self,
+        msg: ObjectMessage,
+        deadline: float | None = None,
+        pending: Mapping[str, VectorRecord] | None = None,
+    ) -> Result:
+        """Converge the index on ``msg``'s object; never raises.
+
+        ``pending`` holds vectors of this batch not yet written; they count as stored.
+        """
         vkey = vector_key(msg.bucket, msg.key)
         fields: dict[str, Any] = {
             "bucket": msg.bucket,
@@ -112,7 +120,7 @@ class Ingestor:
         }
         result = Result("transient_failure", fields=fields)
         try:
-            self._converge(msg, vkey, result, deadline)
+            self._converge(msg, vkey, result, deadline, pending or {})
         except _Stop as stop:
             result = stop.result
         except EmbeddingError as exc:
@@ -136,7 +144,12 @@ class Ingestor:
         return result
 
     def _converge(
-        self, msg: ObjectMessage, vkey: str, result: Result, deadline: float | None
+        self,
+        msg: ObjectMessage,
+        vkey: str,
+        result: Result,
+        deadline: float | None,
+        pending: Mapping[str, VectorRecord],
     ) -> None:
         fields = result.fields
         etag = converge.normalize_etag(msg.etag)
@@ -148,8 +161,14 @@ class Ingestor:
             etag, size = head
         fields["etag"] = etag
 
-        stored = self.index.get([vkey]).get(vkey)
-        if converge.is_unchanged(stored and stored.get("metadata"), etag, self.model.model_id):
+        waiting = pending.get(vkey)
+        stored: dict[str, Any] | None = (
+            {"key": vkey, "metadata": dict(waiting.metadata)}
+            if waiting is not None
+            else self.index.get([vkey]).get(vkey)
+        )
+        stored_metadata = stored.get("metadata") if stored else None
+        if converge.is_unchanged(stored_metadata, etag, self.model.model_id):
             raise _Stop(_with(result, "unchanged"))
 
         data, total = self._read(msg, etag, size, result, had_vector=stored is not None)
@@ -357,7 +376,11 @@ class Ingestor:
                     fields,
                 )
             else:
-                result = self.process(msg, deadline)
+                result = self.process(
+                    msg,
+                    deadline,
+                    {k: r.record for k, r in pending.items() if r.record is not None},
+                )
                 result.fields = {"message_id": item.message_id, **result.fields}
                 # A later result about the object's current state (re-embedded,
                 # deleted, or now unembeddable) supersedes a put of an earlier version

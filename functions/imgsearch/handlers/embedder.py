@@ -159,6 +159,7 @@ def _emit_metrics(results: Any) -> None:
         ("unchanged", METRICS.unchanged_skipped),
         ("stale_skipped", METRICS.stale_skipped),
         ("permanent_failure", METRICS.permanent_failures),
+        ("transient_failure", METRICS.transient_failures),
     ):
         if counts[outcome]:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[outcome])

@@ -1,0 +1,247 @@
+"""The router Lambda on moto SQS, and the shared SendMessageBatch logic with a stubbed SQS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from imgsearch.config import METRICS
+from imgsearch.enqueue import messages_from_event, send_messages
+from imgsearch.messages import for_backfill, group_id, parse_message
+from imgsearch.selection import KeySelection
+from tests.unit.imaging import jpeg
+from tests.unit.lambda_harness import SOURCE, Pipeline, start
+
+
+@pytest.fixture
+def pipe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Pipeline]:
+    yield from start(monkeypatch, capsys, prefixes=("cats/", "dogs/"))
+
+
+def queued(pipe: Pipeline) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while True:
+        got = pipe.sqs.receive_message(
+            QueueUrl=pipe.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not got:
+            return messages
+        messages.extend(got)
+        pipe.sqs.delete_message_batch(
+            QueueUrl=pipe.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ],
+        )
+
+
+def test_routes_object_events_as_messages(pipe: Pipeline) -> None:
+    pipe.put("cats/tom.jpg", jpeg())
+    created = pipe.s3_record("cats/tom.jpg")
+    removed = pipe.s3_record("dogs/rex.png", "delete")
+
+    result = pipe.route({"Records": [created, removed]})
+
+    assert result == {"routed": 2, "skipped": 0}
+    messages = queued(pipe)
+    bodies = sorted((parse_message(m["Body"]) for m in messages), key=lambda m: m.key)
+    assert [(b.key, b.kind, b.origin) for b in bodies] == [
+        ("cats/tom.jpg", "upsert", "event"),
+        ("dogs/rex.png", "delete", "event"),
+    ]
+    by_key = {parse_message(m["Body"]).key: m for m in messages}
+    assert by_key["cats/tom.jpg"]["Attributes"]["MessageGroupId"] == group_id(
+        SOURCE, "cats/tom.jpg", pipe.cfg.message_groups
+    )
+    routed = [line for line in pipe.logs() if line.get("routing") == "routed"]
+    assert {line["key"] for line in routed} == {"cats/tom.jpg", "dogs/rex.png"}
+    assert pipe.metrics()[METRICS.messages_routed] == [(2.0, {"service": pipe.cfg.service_name})]
+
+
+def test_skips_test_event_and_unselected_keys_with_reasons(pipe: Pipeline) -> None:
+    assert pipe.route({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": SOURCE}) == {
+        "routed": 0,
+        "skipped": 1,
+    }
+    pipe.put("birds/tweety.jpg", jpeg())
+    pipe.put("cats/notes.txt", b"hello")
+    restore = pipe.s3_record("birds/tweety.jpg")
+    restore["eventName"] = "ObjectRestore:Completed"
+    result = pipe.route(
+        {
+            "Records": [
+                pipe.s3_record("birds/tweety.jpg"),
+                pipe.s3_record("cats/notes.txt"),
+                restore,
+            ]
+        }
+    )
+    assert result == {"routed": 0, "skipped": 3}
+    skipped = [
+        (line["reason"], line["key"]) for line in pipe.logs() if line.get("routing") == "skipped"
+    ]
+    assert skipped == [
+        ("prefix", "birds/tweety.jpg"),
+        ("suffix", "cats/notes.txt"),
+        ("not_object_event", "birds/tweety.jpg"),
+    ]
+    assert queued(pipe) == []
+
+
+def test_sends_in_batches_of_ten(pipe: Pipeline) -> None:
+    router = pipe.load_router()
+    sizes: list[int] = []
+    router.SQS.meta.events.register(
+        "before-parameter-build.sqs.SendMessageBatch",
+        lambda params, **_: sizes.append(len(params["Entries"])),
+    )
+    records = [pipe.s3_record(f"cats/{i}.jpg", "delete") for i in range(25)]
+    assert pipe.route({"Records": records})["routed"] == 25
+    assert sizes == [10, 10, 5]
+    assert len(queued(pipe)) == 25
+
+
+def test_live_event_and_backfill_collapse_in_the_queue(pipe: Pipeline) -> None:
+    etag = pipe.put("cats/tom.jpg", jpeg())
+    pipe.route({"Records": [pipe.s3_record("cats/tom.jpg")]})
+    report = send_messages(
+        pipe.sqs,
+        pipe.queue_url,
+        [for_backfill(SOURCE, "cats/tom.jpg", size=1, etag=etag)],
+        groups=pipe.cfg.message_groups,
+    )
+    assert report.sent == 1
+    assert len(queued(pipe)) == 1  # same MessageDeduplicationId: SQS kept one
+
+
+def test_unsendable_messages_fail_the_invocation(pipe: Pipeline) -> None:
+    router = pipe.load_router()
+    with Stubber(router.SQS) as sqs:
+        sqs.add_response(
+            "send_message_batch",
+            {
+                "Successful": [],
+                "Failed": [{"Id": "0", "SenderFault": True, "Code": "InvalidParameterValue"}],
+            },
+        )
+        with pytest.raises(router.UnsentMessages, match="1 of 1 messages could not be queued"):
+            pipe.route({"Records": [pipe.s3_record("cats/x.jpg", "delete")]})
+    failed = [line for line in pipe.logs() if line.get("routing") == "failed"]
+    assert [line["key"] for line in failed] == ["cats/x.jpg"]
+
+
+def test_router_refuses_to_start_without_a_queue_url(
+    pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgsearch.config import ConfigError
+
+    monkeypatch.setenv("IMGSEARCH_QUEUE_URL", "")
+    with pytest.raises(ConfigError, match="IMGSEARCH_QUEUE_URL"):
+        pipe.load_router()
+
+
+# --------------------------------------------------------------------------- send_messages
+
+
+def _sqs() -> Any:
+    return boto3.client(
+        "sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def _messages(n: int) -> list[Any]:
+    return [for_backfill("b", f"k{i}.jpg", size=1, etag=f"e{i}") for i in range(n)]
+
+
+def _entries(ids: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"Id": i, "MessageBody": ANY, "MessageGroupId": ANY, "MessageDeduplicationId": ANY}
+        for i in ids
+    ]
+
+
+def test_send_retries_only_the_failed_entries() -> None:
+    sqs, sleeps = _sqs(), []
+    with Stubber(sqs) as stub:
+        stub.add_response(
+            "send_message_batch",
+            {
+                "Successful": [
+                    {"Id": str(i), "MessageId": f"m{i}", "MD5OfMessageBody": "x"} for i in range(8)
+                ],
+                "Failed": [
+                    {"Id": "8", "SenderFault": False, "Code": "InternalError"},
+                    {"Id": "9", "SenderFault": False, "Code": "InternalError"},
+                ],
+            },
+            {"QueueUrl": "q", "Entries": _entries([str(i) for i in range(10)])},
+        )
+        stub.add_response(
+            "send_message_batch",
+            {
+                "Successful": [
+                    {"Id": i, "MessageId": f"m{i}", "MD5OfMessageBody": "x"} for i in ("8", "9")
+                ],
+                "Failed": [],
+            },
+            {"QueueUrl": "q", "Entries": _entries(["8", "9"])},
+        )
+        report = send_messages(sqs, "q", _messages(10), groups=64, sleep=sleeps.append)
+        stub.assert_no_pending_responses()
+    assert (report.sent, report.failed, report.attempts) == (10, [], 2)
+    assert len(sleeps) == 1
+
+
+def test_sender_faults_are_not_retried_and_are_reported() -> None:
+    sqs = _sqs()
+    with Stubber(sqs) as stub:
+        stub.add_response(
+            "send_message_batch",
+            {
+                "Successful": [{"Id": "0", "MessageId": "m0", "MD5OfMessageBody": "x"}],
+                "Failed": [{"Id": "1", "SenderFault": True, "Code": "InvalidMessageContents"}],
+            },
+        )
+        report = send_messages(sqs, "q", _messages(2), groups=64, sleep=lambda _: None)
+    assert report.sent == 1
+    assert [f["Code"] for f in report.failed] == ["InvalidMessageContents"]
+    assert parse_message(report.failed[0]["MessageBody"]).key == "k1.jpg"
+
+
+def test_server_failures_give_up_after_max_attempts() -> None:
+    sqs = _sqs()
+    with Stubber(sqs) as stub:
+        for _ in range(3):
+            stub.add_response(
+                "send_message_batch",
+                {"Successful": [], "Failed": [{"Id": "0", "SenderFault": False, "Code": "Boom"}]},
+            )
+        report = send_messages(
+            sqs, "q", _messages(1), groups=64, max_attempts=3, sleep=lambda _: None
+        )
+        stub.assert_no_pending_responses()
+    assert report.sent == 0 and len(report.failed) == 1
+
+
+def test_messages_from_event_reads_every_record() -> None:
+    selection = KeySelection(prefixes=("",), suffixes=(".jpg",))
+    event = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:CompleteMultipartUpload",
+                "eventTime": "2025-01-01T00:00:00Z",
+                "s3": {
+                    "bucket": {"name": "b"},
+                    "object": {"key": "x+y.jpg", "size": 5, "eTag": "e-2"},
+                },
+            },
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}}},
+        ]
+    }
+    messages, skipped = messages_from_event(event, selection)
+    assert [(m.key, m.etag, m.size) for m in messages] == [("x y.jpg", "e-2", 5)]
+    assert [s.reason for s in skipped] == ["not_object_event"]
