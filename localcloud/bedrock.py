@@ -157,7 +157,7 @@ def _s3_location(value: Any, path: str, read_s3: ReadS3, max_bytes: int) -> byte
     return data
 
 
-def _check_image(data: bytes, declared: str | None, limit: int) -> bytes:
+def _check_image(spec: ModelSpec, data: bytes, declared: str | None, limit: int) -> bytes:
     if len(data) > limit:
         raise validation(f"The image is {len(data)} bytes; the model accepts at most {limit}.")
     try:
@@ -169,8 +169,11 @@ def _check_image(data: bytes, declared: str | None, limit: int) -> bytes:
             f"The provided image format '{declared}' does not match the image data, "
             f"which is '{decoded.format}'."
         )
-    if decoded.format not in NOVA_IMAGE_FORMATS:
-        raise validation(f"Unsupported image format '{decoded.format}'.")
+    if decoded.format not in spec.image_formats:
+        raise validation(
+            f"Unsupported image format '{decoded.format}'; {spec.model_id} accepts "
+            f"{', '.join(spec.image_formats)}."
+        )
     return data
 
 
@@ -258,10 +261,11 @@ def invoke_nova(spec: ModelSpec, body: bytes, read_s3: ReadS3) -> dict[str, Any]
         raise _malformed(ipath + "/source", "exactly one of [bytes, s3Location] is required")
     if "bytes" in source:
         data = _check_image(
-            _b64(source["bytes"], ipath + "/source/bytes"), declared, spec.max_image_bytes
+            spec, _b64(source["bytes"], ipath + "/source/bytes"), declared, spec.max_image_bytes
         )
     else:
         data = _check_image(
+            spec,
             _s3_location(
                 source["s3Location"], ipath + "/source/s3Location", read_s3, spec.max_image_bytes
             ),
@@ -310,7 +314,7 @@ def invoke_marengo(spec: ModelSpec, body: bytes, read_s3: ReadS3) -> dict[str, A
         data = _s3_location(
             media["s3Location"], "/image/mediaSource/s3Location", read_s3, spec.max_image_bytes
         )
-    _check_image(data, None, spec.max_image_bytes)
+    _check_image(spec, data, None, spec.max_image_bytes)
     vector = standin_model.embed_image(data, spec.default_dimension, spec.family)
     return {"data": [{"embedding": vector}]}
 

@@ -41,12 +41,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus, unquote_plus
 
 import boto3
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from imgsearch.config import PipelineConfig, load_config
+from imgsearch.config import ConfigError, PipelineConfig, load_config
 from imgsearch.messages import MessageError, parse_message
 from imgsearch.selection import KeySelection
 from infra.notifications import notification_filters
@@ -176,13 +177,15 @@ class LocalCloud:
         embedder_handler: str = EMBEDDER_HANDLER,
         runtime: bool = True,
         fault_seed: int = 1,
+        extra_env: dict[str, str] | None = None,
     ) -> LocalCloud:
         """Start everything, create the stack's resources, start the runtime.
 
         ``cfg`` defaults to :func:`load_config` (``cdk.json``) with ``overrides``.
         ``runtime=False`` starts only the services (no Lambda functions run).
         ``router_handler`` / ``embedder_handler`` replace the production handlers
-        (tests of the runtime itself use small handlers of their own).
+        (tests of the runtime itself use small handlers of their own), and
+        ``extra_env`` is added to both functions' environment.
         """
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError(
@@ -195,6 +198,7 @@ class LocalCloud:
             if overrides:
                 base = PipelineConfig.from_mapping({**base.as_dict(), **overrides})
             cloud._start(base, region, log_file, fault_seed)
+            cloud.lambda_env.update(extra_env or {})
             if runtime:
                 cloud._start_runtime(router_handler, embedder_handler)
         except BaseException:
@@ -298,8 +302,10 @@ class LocalCloud:
         def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
             event = original_event(event_name, bucket, key, notification_id)
             obj = event["Records"][0]["s3"]["object"]
-            # Real S3 events carry a per-key ordering token (and the version id on
-            # versioned buckets); removal events carry neither size nor ETag.
+            # S3 form-encodes the key but leaves "/" alone (moto encodes it as %2F); it
+            # adds a per-key ordering token (and the version id on versioned buckets);
+            # removal events carry neither size nor ETag.
+            obj["key"] = quote_plus(key.name, safe="/")
             obj["sequencer"] = f"{next(_SEQUENCER):016X}"
             if getattr(bucket, "is_versioned", False) and getattr(key, "version_id", None):
                 obj["versionId"] = str(key.version_id)
@@ -355,6 +361,15 @@ class LocalCloud:
 
     def _start_runtime(self, router_handler: str, embedder_handler: str) -> None:
         cfg, res = self.cfg, self.resources
+        if cfg.visibility_timeout_seconds < cfg.embedder_timeout_seconds:
+            # Lambda refuses this event source mapping too: a message would come back
+            # while the invocation that holds it is still running.
+            raise ConfigError(
+                f"config key 'visibility_timeout_seconds': {cfg.visibility_timeout_seconds}s "
+                f"is less than embedder_timeout_seconds ({cfg.embedder_timeout_seconds}s); "
+                "Lambda rejects such an SQS event source. Raise the visibility timeout or "
+                "lower the timeout (tests: set both)"
+            )
         self.router = FunctionPool(
             self._spec(
                 res.router_function,
@@ -504,8 +519,6 @@ class LocalCloud:
             except MessageError:
                 pass
             try:  # a router DLQ entry: the S3 event itself
-                from urllib.parse import unquote_plus
-
                 for record in json.loads(body).get("Records", []):
                     s3 = record["s3"]
                     objects.add((s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))

@@ -94,6 +94,7 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            cwd=FUNCTIONS_DIR.parent,
             text=True,
             bufsize=1,
         )

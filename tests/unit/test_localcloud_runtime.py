@@ -1,0 +1,256 @@
+"""The local Lambda runtime: event source mapping semantics, S3 events, timeouts, EMF.
+
+Uses small handlers of its own (``tests/unit/localcloud_lambdas.py``) so that what is
+tested is the runtime, not the pipeline: the pipeline's end-to-end tests are in
+``tests/e2e``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from imgsearch.config import load_config
+from localcloud.cloud import LocalCloud
+from localcloud.runtime import InvocationResult, parse_emf, successes
+
+LAMBDAS = "tests.unit.localcloud_lambdas"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[LocalCloud]:
+    cfg = load_config(
+        overrides={
+            "visibility_timeout_seconds": 2,
+            "embedder_timeout_seconds": 1,
+            "max_receive_count": 2,
+            "embedder_concurrency": 3,
+        }
+    )
+    with LocalCloud.start(
+        cfg,
+        router_handler=f"{LAMBDAS}.s3_router",
+        embedder_handler=f"{LAMBDAS}.sqs_worker",
+    ) as running:
+        yield running
+
+
+def _send(cloud: LocalCloud, group: str, **body: Any) -> None:
+    cloud.client("sqs").send_message(
+        QueueUrl=cloud.resources.queue_url,
+        MessageBody=json.dumps(body),
+        MessageGroupId=group,
+        MessageDeduplicationId=f"{body['id']}-{time.time_ns()}",
+    )
+
+
+def _fake(cloud: LocalCloud, function: str, at: str) -> list[dict[str, Any]]:
+    return [r for r in cloud.logs.records(function) if r.get("fake") and r.get("at") == at]
+
+
+def _starts(cloud: LocalCloud, ident: str) -> list[dict[str, Any]]:
+    return [r for r in _fake(cloud, cloud.resources.embedder_function, "start") if r["id"] == ident]
+
+
+def _dlq_bodies(cloud: LocalCloud, queue: str) -> list[str]:
+    return [m["body"] for m in cloud.dlq_messages() if m["queue"] == queue]
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def _batch(*ids: str) -> list[dict[str, Any]]:
+    return [{"MessageId": i, "ReceiptHandle": f"rh-{i}"} for i in ids]
+
+
+@pytest.mark.parametrize(
+    ("result", "deleted"),
+    [
+        (InvocationResult(ok=True, payload=None), ["a", "b"]),
+        (InvocationResult(ok=True, payload={}), ["a", "b"]),
+        (InvocationResult(ok=True, payload={"batchItemFailures": []}), ["a", "b"]),
+        (InvocationResult(ok=True, payload={"batchItemFailures": None}), ["a", "b"]),
+        (
+            InvocationResult(ok=True, payload={"batchItemFailures": [{"itemIdentifier": "b"}]}),
+            ["a"],
+        ),
+        (InvocationResult(ok=False, error={"errorType": "X"}), None),
+        (InvocationResult(ok=True, payload={"batchItemFailures": [{"itemIdentifier": ""}]}), None),
+        (
+            InvocationResult(ok=True, payload={"batchItemFailures": [{"itemIdentifier": "zz"}]}),
+            None,
+        ),
+        (InvocationResult(ok=True, payload={"batchItemFailures": [{"id": "a"}]}), None),
+        (InvocationResult(ok=True, payload="not an object"), None),
+    ],
+)
+def test_batch_item_failures_follow_lambdas_rules(
+    result: InvocationResult, deleted: list[str] | None
+) -> None:
+    done = successes(_batch("a", "b"), result)
+    assert (None if done is None else [m["MessageId"] for m in done]) == deleted
+
+
+def test_emf_records_become_metric_values() -> None:
+    record = {
+        "_aws": {
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "NS",
+                    "Dimensions": [["service", "reason"]],
+                    "Metrics": [{"Name": "Failures", "Unit": "Count"}],
+                }
+            ]
+        },
+        "service": "svc",
+        "reason": "truncated",
+        "Failures": [1.0, 1.0],
+    }
+    [(key, values)] = parse_emf(record)
+    assert (key.namespace, key.name, key.unit) == ("NS", "Failures", "Count")
+    assert key.dimensions == (("service", "svc"), ("reason", "truncated"))
+    assert values == [1.0, 1.0]
+    assert parse_emf({"message": "not a metric"}) == []
+
+
+# --------------------------------------------------------------------------- live
+
+
+def test_failed_messages_are_redelivered_then_dead_lettered(cloud: LocalCloud) -> None:
+    _send(cloud, "p1", id="ok-1")
+    _send(cloud, "p2", id="bad-1", fail=True)
+    _send(cloud, "p3", id="ok-2")
+    cloud.wait_idle(60)
+    assert [r["receive"] for r in _starts(cloud, "ok-1")] == [1]
+    assert [r["receive"] for r in _starts(cloud, "ok-2")] == [1]
+    # maxReceiveCount is 2: delivered twice, then moved to the DLQ, never lost.
+    assert [r["receive"] for r in _starts(cloud, "bad-1")] == [1, 2]
+    dead = [json.loads(b)["id"] for b in _dlq_bodies(cloud, cloud.resources.dlq_url)]
+    assert "bad-1" in dead and "ok-1" not in dead
+    assert cloud.event_source is not None
+    assert cloud.event_source.stats["group_conflicts"] == 0
+
+
+def test_a_timed_out_invocation_loses_its_environment(cloud: LocalCloud) -> None:
+    assert cloud.embedder is not None
+    timeouts = cloud.embedder.stats["timeouts"]
+    _send(cloud, "t1", id="slow-1", sleep=30)
+    cloud.wait_idle(60)
+    starts = _starts(cloud, "slow-1")
+    assert [r["receive"] for r in starts] == [1, 2]
+    assert all(r["remaining_ms"] <= 1000 for r in starts)
+    assert cloud.embedder.stats["timeouts"] == timeouts + 2
+    for pid in {r["pid"] for r in starts}:  # each timed-out environment was killed
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert any(json.loads(b)["id"] == "slow-1" for b in _dlq_bodies(cloud, cloud.resources.dlq_url))
+    _send(cloud, "t2", id="after-timeout")  # the function still runs afterwards
+    cloud.wait_idle(30)
+    assert [r["receive"] for r in _starts(cloud, "after-timeout")] == [1]
+
+
+def test_one_batch_per_group_in_order_and_groups_in_parallel(cloud: LocalCloud) -> None:
+    for i in range(5):
+        _send(cloud, "serial", id=f"s{i}", sleep=0.2)
+    for i in range(6):
+        _send(cloud, f"par{i}", id=f"p{i}", sleep=0.4)
+    cloud.wait_idle(60)
+    starts = {r["id"]: r["t"] for r in _fake(cloud, cloud.resources.embedder_function, "start")}
+    ends = {r["id"]: r["t"] for r in _fake(cloud, cloud.resources.embedder_function, "end")}
+    serial = [f"s{i}" for i in range(5)]
+    assert sorted(serial, key=starts.__getitem__) == serial  # FIFO order within the group
+    for a, b in itertools.pairwise(serial):
+        assert starts[b] >= ends[a]  # never two of the group at once
+    parallel = [f"p{i}" for i in range(6)]
+    peak = max(sum(1 for q in parallel if starts[q] <= starts[p] < ends[q]) for p in parallel)
+    assert 2 <= peak <= 3  # groups run side by side, up to the concurrency of 3
+
+
+def test_s3_events_reach_the_router_like_s3_sends_them(cloud: LocalCloud) -> None:
+    s3 = cloud.client("s3")
+    bucket = cloud.resources.source_bucket
+    s3.put_object(Bucket=bucket, Key="photos/a b+c.jpg", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="notes/readme.txt", Body=b"x")  # no suffix filter matches
+    s3.delete_object(Bucket=bucket, Key="photos/a b+c.jpg")
+    cloud.wait_idle(30)
+    records = [
+        rec
+        for r in _fake(cloud, cloud.resources.router_function, "s3")
+        for rec in r["event"]["Records"]
+        if "a+b" in rec["s3"]["object"]["key"] or "readme" in rec["s3"]["object"]["key"]
+    ]
+    assert [r["eventName"] for r in records] == ["ObjectCreated:Put", "ObjectRemoved:Delete"]
+    created, removed = (r["s3"]["object"] for r in records)
+    assert created["key"] == "photos/a+b%2Bc.jpg"  # URL-encoded, spaces as '+'
+    assert created["size"] == 1 and created["eTag"]
+    assert "size" not in removed and "eTag" not in removed
+    assert int(removed["sequencer"], 16) > int(created["sequencer"], 16)
+
+
+def test_router_events_that_keep_failing_go_to_the_router_dlq(cloud: LocalCloud) -> None:
+    cloud.client("s3").put_object(
+        Bucket=cloud.resources.source_bucket, Key="photos/router-fail.jpg", Body=b"x"
+    )
+    cloud.wait_idle(30)
+    tries = [
+        r
+        for r in _fake(cloud, cloud.resources.router_function, "s3")
+        if "router-fail" in json.dumps(r["event"])
+    ]
+    assert len(tries) == 3  # the first attempt and Lambda's two async retries
+    dead = _dlq_bodies(cloud, cloud.resources.router_dlq_url)
+    assert any("router-fail" in body for body in dead)
+
+
+def test_emf_lines_become_cloudwatch_metrics(cloud: LocalCloud) -> None:
+    _send(cloud, "m1", id="metric-1", emf=True)
+    cloud.wait_idle(30)
+    now = datetime.now(UTC)
+    stats = cloud.client("cloudwatch").get_metric_statistics(
+        Namespace="LocalCloudTest",
+        MetricName="FakeMetric",
+        Dimensions=[{"Name": "service", "Value": "fake"}],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum", "SampleCount"],
+    )
+    assert sum(p["Sum"] for p in stats["Datapoints"]) == 5.0
+    assert sum(p["SampleCount"] for p in stats["Datapoints"]) == 2.0
+
+
+def _http(cloud: LocalCloud, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{cloud.endpoint}{path}", data=data, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_faults_and_status_over_http(cloud: LocalCloud) -> None:
+    added = _http(
+        cloud,
+        "POST",
+        "/_localcloud/faults",
+        {"service": "bedrock", "error": "ThrottlingException", "count": 1},
+    )
+    assert added["fault"]["count"] == 1
+    assert [f["error"] for f in _http(cloud, "GET", "/_localcloud/faults")["faults"]] == [
+        "ThrottlingException"
+    ]
+    status = _http(cloud, "GET", "/_localcloud/status")
+    assert status["resources"]["queue_url"] == cloud.resources.queue_url
+    assert _http(cloud, "DELETE", "/_localcloud/faults") == {"faults": []}
+
+
+def test_sqs_through_the_single_endpoint(cloud: LocalCloud) -> None:
+    via_front = cloud._new_client("sqs", cloud.endpoint)
+    urls = via_front.list_queues()["QueueUrls"]
+    assert cloud.resources.queue_url in urls and cloud.resources.dlq_url in urls
