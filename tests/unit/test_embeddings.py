@@ -17,6 +17,7 @@ from imgsearch.embeddings import (
     Embedder,
     EmbeddingError,
     backoff_delay,
+    encode_request,
     image_request,
     parse_response,
     text_request,
@@ -124,6 +125,24 @@ def test_text_too_long_or_empty_is_permanent() -> None:
     assert not err.value.transient
     with pytest.raises(EmbeddingError):
         text_request(NOVA_MME, purpose="X", dimension=256, text="   ")
+
+
+@pytest.mark.parametrize("model", [NOVA_MME, MARENGO_3])
+def test_encode_request_equals_json_dumps(model: Any) -> None:
+    dim = model.default_dimension
+    inline = image_request(
+        model,
+        purpose="GENERIC_INDEX",
+        dimension=dim,
+        image_format="png",
+        data=bytes(range(256)) * 9,
+    )
+    by_s3 = image_request(
+        model, purpose="GENERIC_INDEX", dimension=dim, image_format="png", s3_uri='s3://b/"q".png'
+    )
+    text = text_request(model, purpose="GENERIC_RETRIEVAL", dimension=dim, text='say "hi" \\ é')
+    for body in (inline, by_s3, text):
+        assert encode_request(body) == json.dumps(body, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- responses
