@@ -47,11 +47,14 @@ class PipelineFunctions(Construct):
     ) -> None:
         super().__init__(scope, id)
         cfg = config
+        key_filters = notification_filters(cfg)  # first: a bad filter fails before bundling
         # The deploy-time names travel in the same environment as everything else.
         environment = cfg.replace(
             queue_url=queue.queue_url, source_bucket_name=source_bucket.bucket_name
         ).to_lambda_env()
         code = lambda_code(cfg.architecture)
+        self.policies: dict[str, iam.Policy] = {}
+        """Each function's own policy (our statements), by construct id."""
 
         # S3 invokes the router asynchronously; an event it still fails on after
         # Lambda's retries lands here instead of being dropped.
@@ -74,13 +77,13 @@ class PipelineFunctions(Construct):
             timeout_seconds=cfg.router_timeout_seconds,
             dead_letter_queue=self.router_dlq,
             description="S3 object events -> FIFO queue (S3 cannot notify FIFO queues)",
-        )
-        self.router.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="EnqueueObjectEvents",
-                actions=["sqs:SendMessage"],
-                resources=[queue.queue_arn],
-            )
+            statements=[
+                iam.PolicyStatement(
+                    sid="EnqueueObjectEvents",
+                    actions=["sqs:SendMessage"],
+                    resources=[queue.queue_arn],
+                )
+            ],
         )
 
         self.embedder = self._function(
@@ -93,36 +96,39 @@ class PipelineFunctions(Construct):
             timeout_seconds=cfg.embedder_timeout_seconds,
             reserved_concurrency=cfg.embedder_concurrency,
             description="FIFO queue -> Bedrock embeddings -> S3 Vectors",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadSourceImages",
+                    # Events on versioned buckets carry a version id and the embedder reads
+                    # that exact version, which needs s3:GetObjectVersion; on an unversioned
+                    # bucket it grants nothing more. HeadObject is covered by s3:GetObject, and
+                    # so is Bedrock reading an image by S3 location (it uses our permissions).
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[source_bucket.arn_for_objects(f"{p}*") for p in cfg.prefixes],
+                ),
+                iam.PolicyStatement(
+                    sid="InvokeEmbeddingModel",
+                    actions=["bedrock:InvokeModel"],
+                    resources=[
+                        cdk.Stack.of(self).format_arn(
+                            service="bedrock",
+                            account="",
+                            resource="foundation-model",
+                            resource_name=cfg.model_id,
+                        )
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteVectors",
+                    actions=[
+                        "s3vectors:PutVectors",
+                        "s3vectors:DeleteVectors",
+                        "s3vectors:GetVectors",
+                    ],
+                    resources=[index_arn],
+                ),
+            ],
         )
-        for statement in (
-            iam.PolicyStatement(
-                sid="ReadSourceImages",
-                # Events on versioned buckets carry a version id and the embedder reads
-                # that exact version, which needs s3:GetObjectVersion; on an unversioned
-                # bucket it grants nothing more. HeadObject is covered by s3:GetObject, and
-                # so is Bedrock reading an image by S3 location (it uses our permissions).
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[source_bucket.arn_for_objects(f"{p}*") for p in cfg.prefixes],
-            ),
-            iam.PolicyStatement(
-                sid="InvokeEmbeddingModel",
-                actions=["bedrock:InvokeModel"],
-                resources=[
-                    cdk.Stack.of(self).format_arn(
-                        service="bedrock",
-                        account="",
-                        resource="foundation-model",
-                        resource_name=cfg.model_id,
-                    )
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="WriteVectors",
-                actions=["s3vectors:PutVectors", "s3vectors:DeleteVectors", "s3vectors:GetVectors"],
-                resources=[index_arn],
-            ),
-        ):
-            self.embedder.add_to_role_policy(statement)
         # Adds the consume permissions the event source mapping needs on this queue.
         self.embedder.add_event_source(
             sources.SqsEventSource(
@@ -139,7 +145,7 @@ class PipelineFunctions(Construct):
         # S3 event notifications cannot target a FIFO queue (S3 sends no
         # MessageGroupId), so they go to the router, which writes to the FIFO queue.
         destination = s3n.LambdaDestination(self.router)
-        for key_filter in notification_filters(cfg):
+        for key_filter in key_filters:
             for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
                 source_bucket.add_event_notification(
                     event,
@@ -160,9 +166,16 @@ class PipelineFunctions(Construct):
         memory_mb: int,
         timeout_seconds: int,
         description: str,
+        statements: list[iam.PolicyStatement],
         reserved_concurrency: int | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
+        """A function with its own log group, role, and ``statements`` as its own policy.
+
+        Our statements go into an explicit policy; the role's default policy then holds
+        only what CDK adds itself (X-Ray, the event source's and the DLQ's permissions),
+        so a reviewed cdk-nag finding on one never covers the other.
+        """
         log_group = logs.LogGroup(self, f"{id}Logs", removal_policy=cdk.RemovalPolicy.DESTROY)
         # RetentionDays is an enum of names; the config holds the number of days.
         cast(
@@ -174,14 +187,20 @@ class PipelineFunctions(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{cfg.stack_name} {id.lower()} Lambda",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
+        policy = iam.Policy(
+            self,
+            f"{id}Policy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="WriteOwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                ),
+                *statements,
+            ],
         )
-        return lambda_.Function(
+        fn = lambda_.Function(
             self,
             id,
             runtime=RUNTIME,
@@ -198,3 +217,7 @@ class PipelineFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             description=description,
         )
+        # like CDK does for the default policy: no invocation before the grants exist
+        fn.node.add_dependency(policy)
+        self.policies[id] = policy
+        return fn

@@ -191,6 +191,7 @@ class Observability(Construct):
                 left=[
                     metric(METRICS.permanent_failures),
                     metric(METRICS.transient_retries),
+                    metric(METRICS.transient_failures),
                     by_reason,
                 ],
                 width=third,

@@ -148,11 +148,20 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
         help="Lambda architecture to build for (default: all)",
     )
     parser.add_argument("--force", action="store_true", help="reinstall even if up to date")
+    parser.add_argument(
+        "--requirements", type=Path, default=REQUIREMENTS, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=BUILD_DIR,
+        help="where lambda-deps-<arch> go; the CDK app reads the default (%(default)s)",
+    )
     args = parser.parse_args(argv)
     arches = ARCHITECTURES if args.arch == "all" else (args.arch,)
     try:
         for arch in arches:
-            build = DepsBuild(arch)
+            build = DepsBuild(arch, args.requirements, args.build_dir)
             if build.run(runner, force=args.force):
                 print(f"installed Lambda dependencies for {arch} into {build.target}")
             else:
