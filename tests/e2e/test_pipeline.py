@@ -1,0 +1,116 @@
+"""The whole pipeline on the local cloud: S3 -> router -> FIFO queue -> embedder ->
+(stand-in) Bedrock -> S3 Vectors, with the production handlers.
+
+Every test ends with :func:`assert_accounted`: each object is in exactly one of
+{vector stored, permanent failure recorded, message in a DLQ}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from imgsearch.messages import vector_key
+from localcloud.cloud import LocalCloud
+from localcloud.samples import corrupt_jpeg, encode, photo, sample_set
+from tests.e2e.conftest import assert_accounted, nearest, upload
+
+pytestmark = pytest.mark.e2e
+
+
+def test_images_become_vectors_and_both_searches_find_them(cloud: LocalCloud) -> None:
+    samples = sample_set(("coffee", "rocket", "retina"), max_side=256)
+    for s in samples:
+        upload(cloud, s.key, s.data)
+    report = assert_accounted(cloud)
+    assert report.objects == report.vectors == len(samples) == 15
+    assert cloud.ledger.counts["embedded"] == 15
+
+    cropped = next(s for s in samples if s.key == "photos/rocket-cropped.jpg")
+    hits = nearest(cloud, image=cropped.data, k=5)
+    assert hits[0] == ("photos/rocket-cropped.jpg", pytest.approx(0.0, abs=1e-4))
+    assert {key.split("-")[0].removesuffix(".jpg") for key, _ in hits} == {"photos/rocket"}
+
+    assert nearest(cloud, text="blue", k=1)[0][0].startswith("photos/rocket")
+    assert nearest(cloud, text="red", k=1)[0][0].startswith("photos/retina")
+
+
+def test_overwrite_keeps_one_vector_with_the_new_content(cloud: LocalCloud) -> None:
+    first, second = encode(photo("coffee", 192)), encode(photo("rocket", 192))
+    upload(cloud, "photos/same.jpg", first)
+    assert_accounted(cloud)
+    upload(cloud, "photos/same.jpg", second)
+    report = assert_accounted(cloud)
+    assert report.vectors == 1
+    assert cloud.vector_keys() == {vector_key(cloud.resources.source_bucket, "photos/same.jpg")}
+    [(key, distance)] = nearest(cloud, image=second, k=1)
+    assert key == "photos/same.jpg" and distance == pytest.approx(0.0, abs=1e-4)
+
+
+def test_delete_removes_the_vector(cloud: LocalCloud) -> None:
+    for name in ("coffee", "chelsea"):
+        upload(cloud, f"photos/{name}.jpg", encode(photo(name, 192)))
+    assert assert_accounted(cloud).vectors == 2
+    cloud.client("s3").delete_object(Bucket=cloud.resources.source_bucket, Key="photos/coffee.jpg")
+    report = assert_accounted(cloud)
+    assert report.vectors == 1
+    assert cloud.vector_keys() == {vector_key(cloud.resources.source_bucket, "photos/chelsea.jpg")}
+    assert cloud.ledger.counts["deleted"] == 1
+
+
+def test_a_corrupt_file_is_counted_as_a_permanent_failure(cloud: LocalCloud) -> None:
+    upload(cloud, "photos/good.jpg", encode(photo("coffee", 128)))
+    upload(cloud, "photos/broken.jpg", corrupt_jpeg())
+    upload(cloud, "photos/not-an-image.png", b"this is text, not a PNG")
+    report = assert_accounted(cloud)
+    assert (report.vectors, report.permanent_failures, report.in_dlq) == (1, 2, 0)
+    failed = cloud.ledger.permanent_failures()
+    bucket = cloud.resources.source_bucket
+    assert set(failed) == {(bucket, "photos/broken.jpg"), (bucket, "photos/not-an-image.png")}
+    assert all(o.reason for o in failed.values())
+
+
+def test_a_burst_of_throttling_is_absorbed_without_loss(cloud: LocalCloud) -> None:
+    rule = cloud.faults.throttle_bedrock(12)
+    samples = sample_set(("coffee", "rocket"), max_side=128)
+    for s in samples:
+        upload(cloud, s.key, s.data)
+    report = assert_accounted(cloud)
+    assert rule.fired == 12  # the throttling really happened
+    assert (report.vectors, report.permanent_failures, report.in_dlq) == (len(samples), 0, 0)
+
+
+def test_a_message_that_keeps_failing_lands_in_the_dlq(
+    make_cloud: Callable[..., LocalCloud],
+) -> None:
+    cloud = make_cloud(max_receive_count=2)
+    bucket = cloud.resources.source_bucket
+    doomed = "photos/doomed.jpg"
+    # S3 Vectors refuses every write of this one object's vector.
+    rule = cloud.faults.s3vectors_error(
+        "PutVectors", "ServiceUnavailableException", match=vector_key(bucket, doomed)
+    )
+    upload(cloud, doomed, encode(photo("astronaut", 128)))
+    upload(cloud, "photos/fine.jpg", encode(photo("coffee", 128)))
+    report = assert_accounted(cloud)
+    assert rule.fired >= 2
+    assert (report.vectors, report.permanent_failures, report.in_dlq) == (1, 0, 1)
+    [dead] = [m for m in cloud.dlq_messages() if m["queue"] == cloud.resources.dlq_url]
+    assert doomed in dead["body"]
+
+
+def test_only_selected_keys_are_indexed(make_cloud: Callable[..., LocalCloud]) -> None:
+    cloud = make_cloud(prefixes=["photos/", "scans/"])
+    jpeg = encode(photo("coffee", 96))
+    upload(cloud, "photos/a.jpg", jpeg)
+    upload(cloud, "scans/B.JPG", jpeg)  # upper-case suffix: its own notification filter
+    upload(cloud, "other/c.jpg", jpeg)  # outside the prefixes
+    upload(cloud, "photos/notes.txt", b"not an image")  # outside the suffixes
+    report = assert_accounted(cloud)
+    assert report.objects == report.vectors == 2
+    bucket = cloud.resources.source_bucket
+    assert cloud.vector_keys() == {
+        vector_key(bucket, "photos/a.jpg"),
+        vector_key(bucket, "scans/B.JPG"),
+    }
