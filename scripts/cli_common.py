@@ -1,0 +1,228 @@
+"""What every operator script shares: AWS-CLI-like options, clients, one-line errors.
+
+The backfill and the ``imgsearch`` CLI both take ``--region``, ``--profile`` and
+``--endpoint-url`` like the AWS CLI, read the same ``cdk.json`` config (plus
+``-c key=value`` overrides, as ``cdk`` does) and report failures as one line on
+stderr with a non-zero exit code, never a traceback: an operator should read what
+went wrong and what to do, not a stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import boto3
+import botocore.config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from imgsearch.config import ConfigError, PipelineConfig, load_config
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+"""The run finished but not everything went through (e.g. entries SQS rejected)."""
+EXIT_ERROR = 2
+"""Bad input, configuration or environment; nothing more was done."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C / SIGTERM after saving progress (128 + SIGINT, as shells report)."""
+
+CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    NoRegionError,
+)
+"""Errors no fallback can fix: they must reach the operator, never be swallowed."""
+
+
+class CliError(Exception):
+    """An expected failure: ``str(self)`` is the one line the operator sees."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# --------------------------------------------------------------------------- options
+
+
+def add_aws_options(parser: argparse.ArgumentParser) -> None:
+    """``--region --profile --endpoint-url`` (as the AWS CLI) and the config options."""
+    group = parser.add_argument_group("AWS and configuration")
+    group.add_argument("--region", help="AWS region (default: config 'region', then AWS_REGION)")
+    group.add_argument("--profile", help="named profile from ~/.aws/config")
+    group.add_argument(
+        "--endpoint-url",
+        help="send every AWS call to this URL (a local cloud); AWS_ENDPOINT_URL works too",
+    )
+    group.add_argument(
+        "--cdk-json", help="the cdk.json whose context is the config (default: the repository's)"
+    )
+    group.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, as `cdk -c` does (repeatable)",
+    )
+
+
+def parse_context(pairs: Sequence[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is an error."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"-c {pair!r}: expected KEY=VALUE, e.g. -c dimension=3072")
+        values[key.strip()] = value
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The deployment's config: cdk.json context, then ``-c`` overrides."""
+    try:
+        return load_config(args.cdk_json, overrides=parse_context(args.context))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class Clients:
+    """boto3 clients for one session, created on first use and shared across threads.
+
+    boto3 clients are thread-safe; sharing one client (with a connection pool as large
+    as the number of threads using it) is cheaper than one client per thread.
+    """
+
+    def __init__(
+        self,
+        session: boto3.Session,
+        *,
+        endpoint_url: str | None = None,
+        max_pool_connections: int = 10,
+    ) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url or None
+        self.max_pool_connections = max_pool_connections
+        self._clients: dict[tuple[str, int | None], Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def region(self) -> str | None:
+        region = self.session.region_name
+        return str(region) if region else None
+
+    def __call__(self, service: str, *, max_attempts: int | None = None) -> Any:
+        """The client for ``service``; ``max_attempts=1`` turns botocore's retries off
+        for callers that retry themselves (per entry, with their own backoff)."""
+        cache_key = (service, max_attempts)
+        with self._lock:
+            client = self._clients.get(cache_key)
+            if client is None:
+                retries: dict[str, Any] = {"mode": "standard"}
+                if max_attempts is not None:
+                    retries["total_max_attempts"] = max_attempts
+                config = botocore.config.Config(
+                    max_pool_connections=self.max_pool_connections,
+                    retries=retries,
+                    connect_timeout=10,
+                    read_timeout=60,
+                )
+                client = self.session.client(
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    config=config,
+                )
+                self._clients[cache_key] = client
+        return client
+
+
+def clients_from_args(
+    args: argparse.Namespace, cfg: PipelineConfig, *, max_pool_connections: int = 10
+) -> Clients:
+    """A :class:`Clients` for ``--profile``/``--region``/``--endpoint-url`` (then config)."""
+    try:
+        session = boto3.Session(
+            profile_name=args.profile or None, region_name=args.region or cfg.region or None
+        )
+    except ProfileNotFound as exc:
+        raise CliError(f"--profile {args.profile}: no such profile in ~/.aws/config") from exc
+    if not session.region_name:
+        raise CliError(
+            "no AWS region: pass --region, set AWS_REGION, or set 'region' in cdk.json context"
+        )
+    return Clients(
+        session, endpoint_url=args.endpoint_url, max_pool_connections=max_pool_connections
+    )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def describe_aws_error(exc: BaseException) -> str:
+    """One line saying what failed and what to do about it."""
+    if isinstance(exc, NoCredentialsError):
+        return (
+            "no AWS credentials found: configure them (aws configure, AWS_PROFILE or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or pass --profile"
+        )
+    if isinstance(exc, PartialCredentialsError):
+        return f"incomplete AWS credentials ({exc}); set both the key id and the secret"
+    if isinstance(exc, ProfileNotFound):
+        return f"{exc}; check --profile / AWS_PROFILE"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION"
+    if isinstance(exc, EndpointConnectionError):
+        where = exc.kwargs.get("endpoint_url", "the endpoint")
+        return f"cannot reach {where}: check the network, --region and --endpoint-url"
+    if isinstance(exc, ClientError):
+        op = getattr(exc, "operation_name", "") or "AWS call"
+        message = exc.response.get("Error", {}).get("Message", "")
+        code = error_code(exc)
+        hint = ""
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+            hint = "; check the IAM permissions of these credentials"
+        elif code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"):
+            hint = "; refresh the credentials"
+        return f"{op} failed: {code}: {message}{hint}"
+    if isinstance(exc, BotoCoreError):
+        return f"AWS SDK error: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def one_line(text: str) -> str:
+    """Collapse a multi-line message (botocore's parameter errors have several) to one."""
+    return " ".join(text.split())
+
+
+def run_main(body: Callable[[], int], *, prog: str) -> int:
+    """Run ``body`` and turn every expected failure into one stderr line + exit code."""
+    try:
+        return body()
+    except CliError as exc:
+        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except (BotoCoreError, ClientError) as exc:
+        print(f"{prog}: error: {one_line(describe_aws_error(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,128 @@
+"""Where the deployed pipeline's resources are: stack outputs first, config names second.
+
+A deployed stack publishes its resource names as CloudFormation outputs (keys in
+:data:`infra.outputs.OUTPUTS`, a module free of CDK imports); they are authoritative
+(a created source bucket has a generated name that only the stack knows). Without a stack (the local
+cloud, a stack deployed under another name, no ``cloudformation:DescribeStacks``
+permission) the names come from the config, as the stack would have named them,
+and the queue URL from ``GetQueueUrl``. An explicit command-line value beats both.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from imgsearch.config import PipelineConfig
+from infra.outputs import OUTPUTS
+from scripts.cli_common import CREDENTIAL_ERRORS, Clients, CliError, describe_aws_error, error_code
+
+QUEUE_MISSING_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+)
+
+
+class Resources:
+    """Resolves resource names lazily; each lookup costs at most one AWS call."""
+
+    def __init__(self, cfg: PipelineConfig, clients: Clients, *, use_stack: bool = True) -> None:
+        self.cfg = cfg
+        self.clients = clients
+        self.use_stack = use_stack
+        self.notes: list[str] = []
+        """Why a fallback was taken, for the operator (printed by the scripts)."""
+
+    # ------------------------------------------------------------------ stack outputs
+
+    @cached_property
+    def outputs(self) -> dict[str, str]:
+        """The stack's outputs, or ``{}`` when there is no readable stack."""
+        if not self.use_stack:
+            return {}
+        try:
+            response = self.clients("cloudformation").describe_stacks(StackName=self.cfg.stack_name)
+        except CREDENTIAL_ERRORS:
+            raise
+        except ClientError as exc:
+            if error_code(exc) == "ValidationError":
+                self.notes.append(
+                    f"stack {self.cfg.stack_name!r} not found; using names from the config"
+                )
+            else:
+                self.notes.append(
+                    f"cannot read stack {self.cfg.stack_name!r} ({describe_aws_error(exc)}); "
+                    "using names from the config"
+                )
+            return {}
+        except BotoCoreError as exc:
+            self.notes.append(
+                f"cannot read stack {self.cfg.stack_name!r} ({exc}); using names from the config"
+            )
+            return {}
+        stacks = response.get("Stacks") or []
+        if not stacks:
+            return {}
+        return {
+            str(o["OutputKey"]): str(o["OutputValue"])
+            for o in stacks[0].get("Outputs") or []
+            if "OutputKey" in o and "OutputValue" in o
+        }
+
+    # ------------------------------------------------------------------ names
+
+    def queue_url(self, explicit: str | None = None) -> str:
+        """The embedding queue's URL: ``explicit``, the stack output, else GetQueueUrl."""
+        if explicit:
+            return explicit
+        url = self.outputs.get(OUTPUTS.queue_url)
+        if url:
+            return url
+        return self._queue_url_by_name(self.cfg.queue_name)
+
+    def dlq_url(self, explicit: str | None = None) -> str:
+        if explicit:
+            return explicit
+        url = self.outputs.get(OUTPUTS.dlq_url)
+        if url:
+            return url
+        return self._queue_url_by_name(self.cfg.dlq_name)
+
+    def source_bucket(self, explicit: str | None = None) -> str | None:
+        """The bucket the pipeline indexes, or None when nothing names it."""
+        return (
+            explicit
+            or self.outputs.get(OUTPUTS.source_bucket_name)
+            or self.cfg.source_bucket_name
+            or None
+        )
+
+    def inventory_bucket(self, explicit: str | None = None) -> str | None:
+        """The bucket S3 Inventory writes to (the stack owns it; config has no name)."""
+        return explicit or self.outputs.get(OUTPUTS.inventory_bucket_name) or None
+
+    def vector_bucket(self, explicit: str | None = None) -> str:
+        return (
+            explicit or self.outputs.get(OUTPUTS.vector_bucket_name) or self.cfg.vector_bucket_name
+        )
+
+    def index_name(self, explicit: str | None = None) -> str:
+        return explicit or self.outputs.get(OUTPUTS.index_name) or self.cfg.index_name
+
+    def embedder_function(self, explicit: str | None = None) -> str | None:
+        """The embedder Lambda's name (the stack generates it; only its output knows it)."""
+        return explicit or self.outputs.get(OUTPUTS.embedder_function_name) or None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _queue_url_by_name(self, name: str) -> str:
+        try:
+            response = self.clients("sqs").get_queue_url(QueueName=name)
+        except ClientError as exc:
+            if error_code(exc) in QUEUE_MISSING_CODES:
+                raise CliError(
+                    f"queue {name!r} does not exist (and no stack {self.cfg.stack_name!r} "
+                    "names one): deploy the stack, check --region, or pass --queue-url"
+                ) from exc
+            raise
+        return str(response["QueueUrl"])
