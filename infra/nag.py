@@ -8,7 +8,6 @@ so a new wildcard elsewhere is still reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import aws_cdk as cdk
@@ -70,17 +69,10 @@ def suppress_reviewed_findings(stack: cdk.Stack, pipeline: ImageSearchPipeline) 
             f"IAM5[Resource::{_nag_string(stack.resolve(objects))}]",
             _OBJECTS_REASON,
         )
-    for child in _cdk_singletons(stack):
-        reason = next(r for name, r in _CDK_SINGLETONS.items() if child.node.id.startswith(name))
-        acknowledge(child, f"IAM4[{_BASIC_EXECUTION_ROLE}]", reason)
-
-
-def _cdk_singletons(stack: cdk.Stack) -> Iterable[IConstruct]:
-    return (
-        child
-        for child in stack.node.children
-        if any(child.node.id.startswith(name) for name in _CDK_SINGLETONS)
-    )
+    for name, reason in _CDK_SINGLETONS.items():
+        for child in stack.node.children:
+            if child.node.id.startswith(name):
+                acknowledge(child, f"IAM4[{_BASIC_EXECUTION_ROLE}]", reason)
 
 
 def _nag_string(value: Any) -> str:

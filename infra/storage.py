@@ -55,9 +55,9 @@ class DataBuckets(Construct):
         # S3 Inventory takes one prefix filter: inventory exactly one configured prefix,
         # otherwise the whole bucket (the backfill selects keys itself).
         inventory_prefix = cfg.prefixes[0] if len(cfg.prefixes) == 1 else ""
-        self.imported = bool(cfg.source_bucket_name)
+        imported = bool(cfg.source_bucket_name)
         self.source_bucket: s3.IBucket
-        if self.imported:
+        if imported:
             self.source_bucket = s3.Bucket.from_bucket_name(self, "Source", cfg.source_bucket_name)
             self._inventory_on_imported_bucket(cfg, inventory_prefix)
         else:
