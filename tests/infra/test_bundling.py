@@ -13,8 +13,6 @@ from infra.bundling import FUNCTIONS_DIR, BundlingError, LocalBundler
 from scripts.build_lambda import STAMP_NAME, DepsBuild
 from tests.infra.conftest import Synth, SynthFn
 
-pytestmark = pytest.mark.timeout(600)
-
 
 def _fake_pip(cmd: Sequence[str]) -> int:
     target = Path(cmd[cmd.index("--target") + 1])

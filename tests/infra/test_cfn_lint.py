@@ -9,8 +9,6 @@ from cfnlint.api import lint
 
 from tests.infra.conftest import SynthFn
 
-pytestmark = pytest.mark.timeout(600)
-
 
 @pytest.mark.parametrize(
     "overrides",

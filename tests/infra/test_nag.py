@@ -10,8 +10,6 @@ from aws_cdk import aws_iam as iam
 from infra.app import build_app
 from tests.infra.conftest import SynthFn, cdk_context, nag_report
 
-pytestmark = pytest.mark.timeout(600)
-
 # Each reviewed finding, by the construct it is on (the reasons are in infra/nag.py).
 EXPECTED = {
     "ImageSearchPipeline/Pipeline/Functions/Router/Resource": {"AwsSolutions-L1"},

@@ -13,8 +13,6 @@ from infra.outputs import OUTPUT_KEYS
 from infra.storage import INVENTORY_FIELDS
 from tests.infra.conftest import Synth, SynthFn, cdk_context
 
-pytestmark = pytest.mark.timeout(600)
-
 
 @pytest.fixture(scope="module")
 def default(synth: SynthFn) -> Synth:

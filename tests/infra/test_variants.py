@@ -11,8 +11,6 @@ import pytest
 from infra.storage import INVENTORY_FIELDS
 from tests.infra.conftest import Synth, SynthFn
 
-pytestmark = pytest.mark.timeout(600)
-
 
 def _diff(a: Any, b: Any, path: str = "") -> Iterator[str]:
     """Paths at which two JSON values differ."""
