@@ -66,6 +66,8 @@ FILTERABLE_KEYS: tuple[str, ...] = (
     "ingested_at",
     "model_id",
 )
+NUMERIC_KEYS: tuple[str, ...] = ("width", "height", "size")
+"""Filterable keys holding numbers (the others hold text): what ``$gt``/``$lt`` filters can use."""
 
 # Stable machine reasons (logged and used as a metric dimension: never rename).
 ZERO_VECTOR = "zero_vector"

@@ -1,0 +1,90 @@
+"""``delete``: remove vectors by the source object's URI, one or a whole prefix.
+
+Vector keys are deterministic (``imgsearch.messages.vector_key(bucket, key)``), so a
+vector is deleted by naming its object: no query-by-metadata detour to find the key.
+For ``--prefix`` the vectors are found from the source bucket's listing under the
+prefix (one ``GetVectors`` per 100 objects); ``--scan-index`` also walks the index
+(``ListVectors`` with metadata) to catch vectors whose objects are already gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from imgsearch.config import LIMITS
+from imgsearch.messages import vector_key
+from imgsearch.vectors import VectorIndex
+from scripts.cli_common import CliError, error_code
+from scripts.search import source_of
+from scripts.verify import list_vectors
+
+
+@dataclass
+class DeletionPlan:
+    bucket: str
+    prefix: str
+    uris: dict[str, str] = field(default_factory=dict)
+    """Vector key -> source URI of every vector to delete."""
+    objects_listed: int = 0
+    found_by_scan: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.uris)
+
+
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def plan_prefix(
+    s3: Any, index: VectorIndex, bucket: str, prefix: str, *, scan_index: bool = False
+) -> DeletionPlan:
+    """Every stored vector of an object under ``s3://bucket/prefix``."""
+    plan = DeletionPlan(bucket, prefix)
+    candidates: dict[str, str] = {}
+    paginator = s3.get_paginator("list_objects_v2")
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents") or []:
+                plan.objects_listed += 1
+                candidates[vector_key(bucket, obj["Key"])] = f"s3://{bucket}/{obj['Key']}"
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchBucket":
+            raise CliError(
+                f"--prefix s3://{bucket}/{prefix}: bucket {bucket!r} does not exist"
+            ) from exc
+        raise
+    keys = list(candidates)
+    for start in range(0, len(keys), LIMITS.get_vectors_max_keys):
+        stored = index.get(keys[start : start + LIMITS.get_vectors_max_keys])
+        for vkey in stored:
+            plan.uris[vkey] = candidates[vkey]
+    if scan_index:
+        for vector in list_vectors(index.client, index):
+            vkey = str(vector["key"])
+            if vkey in plan.uris:
+                continue
+            src_bucket, src_key = source_of(dict(vector.get("metadata") or {}))
+            if src_bucket == bucket and src_key is not None and src_key.startswith(prefix):
+                plan.uris[vkey] = f"s3://{src_bucket}/{src_key}"
+                plan.found_by_scan += 1
+    return plan
+
+
+def execute(index: VectorIndex, plan: DeletionPlan) -> int:
+    """Delete the planned vectors (``DeleteVectors`` of 500); returns how many."""
+    index.delete(list(plan.uris))
+    return plan.count
+
+
+__all__ = ["DeletionPlan", "execute", "object_exists", "plan_prefix"]

@@ -1,0 +1,509 @@
+"""``dlq list`` and ``dlq redrive``: why messages failed, and sending them back.
+
+**list** receives the DLQ's messages with a short visibility timeout and releases them
+again at once (``ChangeMessageVisibility`` to 0), so listing moves nothing. For each
+message it shows the object, the receive count and timestamps SQS keeps, and *why*:
+the embedder's last failure line for that object from CloudWatch Logs (its one JSON
+line per message carries ``outcome``, ``reason`` and ``detail``), plus the object's and
+its vector's state now. A FIFO queue hands out only the first message of each message
+group while that one is held, so a group with several failed messages shows its first;
+the count of the others is reported, never hidden.
+
+**redrive** starts SQS's own ``StartMessageMoveTask`` (DLQ -> source queue). Where that
+API is missing (an SQS emulator, or a region/queue type without it) it falls back to
+receive -> ``SendMessageBatch`` to the queue -> delete from the DLQ, keeping each
+message's ``MessageGroupId`` (per-object order) and giving it a fresh deduplication id
+derived from its DLQ message id: fresh, so the main queue's deduplication window
+cannot swallow it; derived, so re-running after a crash between send and delete does
+not enqueue it twice. A message is deleted from the DLQ only after SQS accepted its copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.messages import MessageError, group_id, parse_message, vector_key
+from imgsearch.vectors import VectorIndex
+from scripts.cli_common import CREDENTIAL_ERRORS, describe_aws_error, error_code
+
+MOVE_TASK_UNSUPPORTED = frozenset(
+    {
+        "UnsupportedOperation",
+        "AWS.SimpleQueueService.UnsupportedOperation",
+        "InvalidAction",
+        "UnknownOperationException",
+        "UnknownOperation",
+        "NotImplemented",
+    }
+)
+"""Errors meaning "this SQS has no StartMessageMoveTask for this queue": fall back."""
+PEEK_VISIBILITY_SECONDS = 30
+REDRIVE_VISIBILITY_SECONDS = 120
+LOG_LOOKBACK_MS = 60_000
+FAILURE_OUTCOMES = ("transient_failure", "permanent_failure")
+
+
+# --------------------------------------------------------------------------- list
+
+
+@dataclass
+class LastError:
+    time: str
+    outcome: str
+    reason: str | None
+    detail: str | None
+
+
+@dataclass
+class DlqEntry:
+    message_id: str
+    group_id: str | None
+    receive_count: int | None
+    sent_at: str | None
+    first_received_at: str | None
+    body: str
+    uri: str | None = None
+    kind: str | None = None
+    origin: str | None = None
+    vector_key: str | None = None
+    body_error: str | None = None
+    object_state: str | None = None
+    """``exists`` / ``gone`` / ``unknown: ...``"""
+    vector_state: str | None = None
+    """``present`` / ``missing`` / ``unknown: ...``"""
+    last_error: LastError | None = None
+
+    @property
+    def why(self) -> str:
+        if self.body_error:
+            return f"not a pipeline message: {self.body_error}"
+        if self.last_error is not None:
+            err = self.last_error
+            text = f"{err.outcome}: {err.reason or '?'}"
+            return f"{text}: {err.detail}" if err.detail else text
+        return "no failure line found in the embedder's logs"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["why"] = self.why
+        return out
+
+
+@dataclass
+class DlqListing:
+    queue: str
+    depth: int
+    entries: list[DlqEntry]
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "depth": self.depth,
+            "listed": len(self.entries),
+            "messages": [e.as_dict() for e in self.entries],
+            "notes": self.notes,
+        }
+
+
+def _millis_to_iso(value: Any) -> str | None:
+    try:
+        stamp = datetime.fromtimestamp(int(value) / 1000.0, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
+
+
+def peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` messages, received and released again (visibility 0)."""
+    held: list[dict[str, Any]] = []
+    try:
+        while len(held) < limit:
+            reply = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(LIMITS.sqs_batch_max_entries, limit - len(held)),
+                VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            batch = reply.get("Messages") or []
+            if not batch:
+                break
+            held.extend(batch)
+    finally:
+        release(sqs, url, held)
+    return held
+
+
+def release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+    """Make received messages visible again right away."""
+    for start in range(0, len(messages), LIMITS.sqs_batch_max_entries):
+        chunk = messages[start : start + LIMITS.sqs_batch_max_entries]
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(chunk)
+            ],
+        )
+
+
+def describe(message: dict[str, Any]) -> DlqEntry:
+    attrs = message.get("Attributes") or {}
+    body = str(message.get("Body") or "")
+    count = attrs.get("ApproximateReceiveCount")
+    entry = DlqEntry(
+        message_id=str(message.get("MessageId")),
+        group_id=attrs.get("MessageGroupId"),
+        receive_count=int(count) if count is not None and str(count).isdigit() else None,
+        sent_at=_millis_to_iso(attrs.get("SentTimestamp")),
+        first_received_at=_millis_to_iso(attrs.get("ApproximateFirstReceiveTimestamp")),
+        body=body,
+    )
+    try:
+        msg = parse_message(body)
+    except MessageError as exc:
+        entry.body_error = str(exc)
+        return entry
+    entry.uri, entry.kind, entry.origin = msg.uri, msg.kind, msg.origin
+    entry.vector_key = vector_key(msg.bucket, msg.key)
+    return entry
+
+
+class LogLookup:
+    """The embedder's last failure line for an object, from CloudWatch Logs."""
+
+    def __init__(self, logs: Any, log_group: str | None, note: Callable[[str], None]) -> None:
+        self.logs = logs
+        self.log_group = log_group
+        self._note = note
+        self._disabled = log_group is None
+
+    def last_failure(self, vkey: str, since_ms: int | None) -> LastError | None:
+        if self._disabled or self.log_group is None:
+            return None
+        kwargs: dict[str, Any] = {
+            "logGroupName": self.log_group,
+            "filterPattern": f'"{vkey}"',
+        }
+        if since_ms:
+            kwargs["startTime"] = max(0, since_ms - LOG_LOOKBACK_MS)
+        found: LastError | None = None
+        try:
+            while True:
+                response = self.logs.filter_log_events(**kwargs)
+                for event in response.get("events") or []:
+                    record = _json_object(event.get("message"))
+                    if record is None or record.get("vector_key") != vkey:
+                        continue
+                    if record.get("outcome") in FAILURE_OUTCOMES:
+                        found = LastError(
+                            time=_millis_to_iso(event.get("timestamp")) or "",
+                            outcome=str(record["outcome"]),
+                            reason=_str_or_none(record.get("reason")),
+                            detail=_str_or_none(record.get("detail")),
+                        )
+                token = response.get("nextToken")
+                if not token:
+                    return found
+                kwargs["nextToken"] = token
+        except CREDENTIAL_ERRORS:
+            raise
+        except ClientError as exc:
+            self._disabled = True
+            if error_code(exc) == "ResourceNotFoundException":
+                self._note(
+                    f"log group {self.log_group} not found: the last error of each message is "
+                    "unknown"
+                )
+            else:
+                self._note(f"cannot read the embedder's logs ({describe_aws_error(exc)})")
+            return found
+
+
+def embedder_log_group(lambda_client: Any, function_name: str | None) -> str | None:
+    """The embedder's log group: its logging config, else Lambda's default name."""
+    if not function_name:
+        return None
+    try:
+        config = lambda_client.get_function_configuration(FunctionName=function_name)
+    except CREDENTIAL_ERRORS:
+        raise
+    except ClientError:
+        return f"/aws/lambda/{function_name}"
+    group = (config.get("LoggingConfig") or {}).get("LogGroup")
+    return str(group) if group else f"/aws/lambda/{function_name}"
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, str):
+        return None
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        value = json.loads(text[start:])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def object_state(s3: Any, uri: str) -> str:
+    bucket, _, key = uri[5:].partition("/")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except CREDENTIAL_ERRORS:
+        raise
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return "gone"
+        return f"unknown: {error_code(exc)}"
+    return "exists"
+
+
+def list_dlq(
+    *,
+    sqs: Any,
+    s3: Any,
+    index: VectorIndex,
+    logs: LogLookup,
+    dlq_url: str,
+    limit: int,
+) -> DlqListing:
+    depth = queue_depth(sqs, dlq_url)
+    listing = DlqListing(queue=dlq_url, depth=depth, entries=[])
+    if depth == 0:
+        return listing
+    messages = peek(sqs, dlq_url, limit)
+    entries = [describe(m) for m in messages]
+    keys = [e.vector_key for e in entries if e.vector_key]
+    stored = index.get(keys) if keys else {}
+    for entry, message in zip(entries, messages, strict=True):
+        if entry.vector_key is None or entry.uri is None:
+            continue
+        entry.vector_state = "present" if entry.vector_key in stored else "missing"
+        entry.object_state = object_state(s3, entry.uri)
+        sent = (message.get("Attributes") or {}).get("SentTimestamp")
+        entry.last_error = logs.last_failure(
+            entry.vector_key, int(sent) if sent and str(sent).isdigit() else None
+        )
+    listing.entries = entries
+    hidden = depth - len(entries)
+    if hidden > 0:
+        if len(entries) >= limit:
+            listing.notes.append(f"{hidden} more message(s) not listed (raise --max to see them)")
+        else:
+            listing.notes.append(
+                f"{hidden} more message(s) wait behind the first of their FIFO message group "
+                "and cannot be received until it is gone; `dlq redrive` moves them all"
+            )
+    return listing
+
+
+# --------------------------------------------------------------------------- redrive
+
+
+@dataclass
+class RedriveReport:
+    method: str
+    """``move-task`` (SQS StartMessageMoveTask) or ``receive-send-delete``."""
+    moved: int = 0
+    failed: int = 0
+    task_handle: str | None = None
+    task_status: str | None = None
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def queue_arn(sqs: Any, url: str) -> str:
+    return str(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    )
+
+
+def redrive_dedup_id(dlq_message_id: str) -> str:
+    """Fresh for the main queue, yet the same for one DLQ message (safe re-runs)."""
+    return hashlib.sha256(f"redrive\x00{dlq_message_id}".encode()).hexdigest()
+
+
+def redrive(
+    cfg: PipelineConfig,
+    *,
+    sqs: Any,
+    dlq_url: str,
+    queue_url: str,
+    max_messages: int | None = None,
+    rate: int | None = None,
+    wait: bool = False,
+    poll_seconds: float = 2.0,
+    progress: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RedriveReport:
+    """Move the DLQ's messages back to the queue (see the module docstring)."""
+    source, destination = queue_arn(sqs, dlq_url), queue_arn(sqs, queue_url)
+    if max_messages is None:
+        request: dict[str, Any] = {"SourceArn": source, "DestinationArn": destination}
+        if rate:
+            request["MaxNumberOfMessagesPerSecond"] = rate
+        try:
+            handle = sqs.start_message_move_task(**request)["TaskHandle"]
+        except ClientError as exc:
+            if error_code(exc) not in MOVE_TASK_UNSUPPORTED:
+                raise
+            report = RedriveReport("receive-send-delete")
+            report.notes.append(
+                f"StartMessageMoveTask is not available here ({error_code(exc)}); "
+                "moved the messages by receive, send, delete"
+            )
+        else:
+            report = RedriveReport("move-task", task_handle=str(handle), task_status="RUNNING")
+            if wait:
+                _wait_for_task(sqs, source, report, poll_seconds, progress, sleep)
+            return report
+    else:
+        report = RedriveReport("receive-send-delete")
+    _receive_send_delete(cfg, sqs, dlq_url, queue_url, max_messages, report, progress)
+    return report
+
+
+def _wait_for_task(
+    sqs: Any,
+    source_arn: str,
+    report: RedriveReport,
+    poll_seconds: float,
+    progress: Callable[[str], None] | None,
+    sleep: Callable[[float], None],
+) -> None:
+    while True:
+        tasks = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1).get("Results") or []
+        task = next((t for t in tasks if t.get("TaskHandle") == report.task_handle), None)
+        if task is None and tasks:
+            task = tasks[0]
+        if task is None:
+            report.notes.append("the move task is no longer listed")
+            return
+        report.task_status = str(task.get("Status"))
+        report.moved = int(task.get("ApproximateNumberOfMessagesMoved") or 0)
+        if report.task_status in ("COMPLETED", "CANCELLED", "FAILED"):
+            if task.get("FailureReason"):
+                report.errors.append(str(task["FailureReason"]))
+            return
+        if progress is not None:
+            total = task.get("ApproximateNumberOfMessagesToMove")
+            progress(f"moved {report.moved}/{total if total is not None else '?'}")
+        sleep(poll_seconds)
+
+
+def _receive_send_delete(
+    cfg: PipelineConfig,
+    sqs: Any,
+    dlq_url: str,
+    queue_url: str,
+    max_messages: int | None,
+    report: RedriveReport,
+    progress: Callable[[str], None] | None,
+) -> None:
+    while max_messages is None or report.moved + report.failed < max_messages:
+        want = LIMITS.sqs_batch_max_entries
+        if max_messages is not None:
+            want = min(want, max_messages - report.moved - report.failed)
+        reply = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=want,
+            VisibilityTimeout=REDRIVE_VISIBILITY_SECONDS,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        batch = reply.get("Messages") or []
+        if not batch:
+            return
+        entries = {str(i): _send_entry(cfg, m, str(i)) for i, m in enumerate(batch)}
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(entries.values()))
+        sent = {ok["Id"] for ok in response.get("Successful") or []}
+        for bad in response.get("Failed") or []:
+            report.failed += 1
+            report.errors.append(
+                f"message {batch[int(bad['Id'])]['MessageId']}: {bad.get('Code')}: "
+                f"{bad.get('Message', '')} (left in the DLQ)"
+            )
+        done = [m for i, m in enumerate(batch) if str(i) in sent]
+        if done:
+            deleted = sqs.delete_message_batch(
+                QueueUrl=dlq_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+            for bad in deleted.get("Failed") or []:
+                report.errors.append(
+                    f"message {done[int(bad['Id'])]['MessageId']} was sent but not deleted from "
+                    f"the DLQ ({bad.get('Code')}); a re-run is deduplicated"
+                )
+        report.moved += len(done)
+        if progress is not None:
+            progress(f"moved {report.moved} message(s)")
+
+
+def _send_entry(cfg: PipelineConfig, message: dict[str, Any], entry_id: str) -> dict[str, Any]:
+    attrs = message.get("Attributes") or {}
+    group = attrs.get("MessageGroupId")
+    if not group:  # a message without a group (not from our FIFO queue): derive the object's
+        try:
+            msg = parse_message(message["Body"])
+            group = group_id(msg.bucket, msg.key, cfg.message_groups)
+        except MessageError:
+            group = "redrive"
+    entry: dict[str, Any] = {
+        "Id": entry_id,
+        "MessageBody": message["Body"],
+        "MessageGroupId": group,
+        "MessageDeduplicationId": redrive_dedup_id(str(message["MessageId"])),
+    }
+    if message.get("MessageAttributes"):
+        entry["MessageAttributes"] = message["MessageAttributes"]
+    return entry
+
+
+__all__ = [
+    "MOVE_TASK_UNSUPPORTED",
+    "DlqEntry",
+    "DlqListing",
+    "LastError",
+    "LogLookup",
+    "RedriveReport",
+    "describe",
+    "embedder_log_group",
+    "list_dlq",
+    "peek",
+    "queue_arn",
+    "redrive",
+    "redrive_dedup_id",
+]

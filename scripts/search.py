@@ -1,0 +1,417 @@
+"""Text and image search over the index: the one code path of the CLI, the web page and the demo.
+
+A query is embedded with the pipeline's own :class:`imgsearch.embeddings.Embedder`
+(purpose ``cfg.query_purpose``, ``IMAGE_RETRIEVAL`` by default: "find images") and
+sent to ``QueryVectors`` through :class:`imgsearch.vectors.VectorIndex`. Before paying
+for an embedding, :func:`describe_index` reads the index (``GetIndex``): a wrong bucket
+or index name fails with a clear message, and the query is embedded at the *index's*
+dimension, so a stack deployed with ``-c dimension=3072`` is searched correctly even
+when the local ``cdk.json`` still says 1024.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from imgsearch import converge
+from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.embeddings import ACCESS_DENIED, MODEL_NOT_FOUND, Embedder, EmbeddingError
+from imgsearch.images import HEADER_READ_BYTES, UnsupportedImage, sniff
+from imgsearch.vectors import S3_URI, SOURCE_KEY_FULL, VectorIndex
+from scripts.cli_common import CliError, error_code
+
+DEFAULT_K = 5
+
+
+# --------------------------------------------------------------------------- the index
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    vector_bucket: str
+    index: str
+    dimension: int
+    distance_metric: str
+    arn: str | None = None
+
+
+def describe_index(s3vectors: Any, vector_bucket: str, index: str) -> IndexInfo:
+    """``GetIndex``, with a missing bucket told apart from a missing index."""
+    try:
+        response = s3vectors.get_index(vectorBucketName=vector_bucket, indexName=index)
+    except ClientError as exc:
+        if error_code(exc) != "NotFoundException":
+            raise
+        try:
+            s3vectors.get_vector_bucket(vectorBucketName=vector_bucket)
+        except ClientError as inner:
+            if error_code(inner) == "NotFoundException":
+                raise CliError(
+                    f"vector bucket {vector_bucket!r} does not exist: deploy the stack, check "
+                    "--region, or pass --vector-bucket"
+                ) from exc
+            raise
+        raise CliError(
+            f"index {index!r} does not exist in vector bucket {vector_bucket!r}: check "
+            "--index (or the stack's IndexName output)"
+        ) from exc
+    info = response.get("index") or {}
+    return IndexInfo(
+        vector_bucket=vector_bucket,
+        index=index,
+        dimension=int(info.get("dimension") or 0),
+        distance_metric=str(info.get("distanceMetric") or "cosine"),
+        arn=info.get("indexArn"),
+    )
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result, flattened from the vector's metadata."""
+
+    rank: int
+    vector_key: str
+    distance: float | None
+    uri: str | None
+    bucket: str | None
+    key: str | None
+    size: int | None
+    width: int | None
+    height: int | None
+    format: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dimensions(self) -> str | None:
+        if self.width is None or self.height is None:
+            return None
+        return f"{self.width}x{self.height}"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["dimensions"] = self.dimensions
+        return out
+
+
+def source_of(metadata: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(bucket, key) of the image a vector was made from, from its metadata.
+
+    ``source_key`` is dropped for very long keys (the long-key rule in
+    ``imgsearch.vectors``); ``source_key_full`` and ``s3_uri`` then still name it.
+    """
+    bucket = metadata.get("source_bucket")
+    key = metadata.get(SOURCE_KEY_FULL) or metadata.get("source_key")
+    uri = metadata.get(S3_URI)
+    if (bucket is None or key is None) and isinstance(uri, str) and uri.startswith("s3://"):
+        uri_bucket, _, uri_key = uri[5:].partition("/")
+        bucket = bucket or uri_bucket
+        key = key or uri_key
+    return (str(bucket) if bucket else None, str(key) if key else None)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def to_hits(results: list[dict[str, Any]]) -> list[Hit]:
+    hits = []
+    for rank, item in enumerate(results, start=1):
+        metadata = dict(item.get("metadata") or {})
+        bucket, key = source_of(metadata)
+        uri = metadata.get(S3_URI) or (f"s3://{bucket}/{key}" if bucket and key else None)
+        distance = item.get("distance")
+        hits.append(
+            Hit(
+                rank=rank,
+                vector_key=str(item.get("key")),
+                distance=float(distance) if isinstance(distance, int | float) else None,
+                uri=str(uri) if uri else None,
+                bucket=bucket,
+                key=key,
+                size=_int(metadata.get("size")),
+                width=_int(metadata.get("width")),
+                height=_int(metadata.get("height")),
+                format=str(metadata["format"]) if metadata.get("format") else None,
+                metadata=metadata,
+            )
+        )
+    return hits
+
+
+# --------------------------------------------------------------------------- query images
+
+
+@dataclass(frozen=True)
+class QueryImage:
+    """An image to search with: inline bytes, or (too large for inline) an S3 location."""
+
+    source: str
+    format: str
+    width: int
+    height: int
+    size: int
+    data: bytes | None = None
+    s3_uri: str | None = None
+
+
+def parse_s3_uri(text: str, what: str = "S3 URI") -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key); anything else is a one-line error."""
+    if not text.startswith("s3://"):
+        raise CliError(f"{what} {text!r}: expected s3://bucket/key")
+    bucket, _, key = text[5:].partition("/")
+    if not bucket:
+        raise CliError(f"{what} {text!r}: expected s3://bucket/key (no bucket)")
+    return bucket, key
+
+
+def image_from_bytes(data: bytes, source: str, cfg: PipelineConfig) -> QueryImage:
+    """A query image from bytes (a local file or an upload), checked as the embedder checks."""
+    model = cfg.model
+    try:
+        info = sniff(data)
+    except UnsupportedImage as exc:
+        raise CliError(
+            f"{source}: not an image the model can search with ({exc.detail}); use a JPEG, "
+            f"PNG, GIF or WebP file"
+        ) from exc
+    _check_format(info.format, source, cfg)
+    if len(data) > model.max_inline_image_bytes:
+        raise CliError(
+            f"{source}: {len(data)} bytes is above the {model.max_inline_image_bytes}-byte "
+            "limit for an inline query image; upload it to S3 and search with its s3:// URI"
+        )
+    return QueryImage(source, info.format, info.width, info.height, len(data), data=data)
+
+
+def read_local_image(path: str, cfg: PipelineConfig) -> QueryImage:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise CliError(f"--image {path!r}: no such file (give a local path or an s3:// URI)")
+    size = file.stat().st_size
+    if size > cfg.model.max_inline_image_bytes:
+        raise CliError(
+            f"--image {path!r}: {size} bytes is above the {cfg.model.max_inline_image_bytes}-"
+            "byte limit for an inline query image; upload it to S3 and search with its s3:// URI"
+        )
+    return image_from_bytes(file.read_bytes(), f"--image {path!r}", cfg)
+
+
+def read_s3_image(uri: str, s3: Any, cfg: PipelineConfig) -> QueryImage:
+    """A query image from S3: inline if it fits the request body, else by S3 location."""
+    bucket, key = parse_s3_uri(uri, "--image")
+    if not key:
+        raise CliError(f"--image {uri!r}: name an object, e.g. s3://{bucket}/photos/cat.jpg")
+    model = cfg.model
+    try:
+        response = s3.get_object(
+            Bucket=bucket, Key=key, Range=f"bytes=0-{model.max_inline_image_bytes - 1}"
+        )
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise CliError(f"--image {uri!r}: no such object") from exc
+        if code == "NoSuchBucket":
+            raise CliError(f"--image {uri!r}: bucket {bucket!r} does not exist") from exc
+        if code == "InvalidRange":
+            raise CliError(f"--image {uri!r}: the object is empty") from exc
+        raise
+    data: bytes = response["Body"].read()
+    total = converge.total_size(response.get("ContentRange"), len(data))
+    complete = len(data) >= total
+    if complete:
+        return image_from_bytes(data, f"--image {uri!r}", cfg)
+    if total > model.max_image_bytes:
+        raise CliError(
+            f"--image {uri!r}: {total} bytes is above the {model.max_image_bytes}-byte limit "
+            f"of {model.model_id}"
+        )
+    try:
+        info = sniff(data[:HEADER_READ_BYTES], complete=False)
+    except UnsupportedImage as exc:
+        raise CliError(
+            f"--image {uri!r}: not an image the model can search with ({exc.detail})"
+        ) from exc
+    _check_format(info.format, f"--image {uri!r}", cfg)
+    return QueryImage(uri, info.format, info.width, info.height, total, s3_uri=uri)
+
+
+def _check_format(image_format: str, source: str, cfg: PipelineConfig) -> None:
+    if image_format not in cfg.model.image_formats:
+        raise CliError(
+            f"{source}: {cfg.model.model_id} does not accept {image_format} images "
+            f"(accepted: {', '.join(cfg.model.image_formats)})"
+        )
+
+
+# --------------------------------------------------------------------------- searching
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    query: dict[str, Any]
+    """What was searched for (text or image, k, filter, index, dimension)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "results": [h.as_dict() for h in self.hits]}
+
+
+def check_k(k: int) -> int:
+    if not 1 <= k <= LIMITS.query_top_k_max:
+        raise CliError(
+            f"--k {k}: S3 Vectors returns 1..{LIMITS.query_top_k_max} results per query; "
+            f"pick a k in that range"
+        )
+    return k
+
+
+class Searcher:
+    """Embeds queries and queries one index. Built once per process (web) or command."""
+
+    def __init__(
+        self, cfg: PipelineConfig, *, bedrock: Any, s3vectors: Any, s3: Any, index: IndexInfo
+    ) -> None:
+        model = cfg.model
+        if index.dimension not in model.dimensions:
+            made = ", ".join(map(str, model.dimensions))
+            raise CliError(
+                f"index {index.index!r} holds {index.dimension}-dimension vectors, which "
+                f"{model.model_id} cannot produce (it makes {made}): "
+                "the index was built with another model; pass -c model_id=... to match it"
+            )
+        self.cfg = cfg
+        self.index = index
+        self.s3 = s3
+        self.embedder = Embedder(bedrock, model, index.dimension, max_attempts=6)
+        self.vectors = VectorIndex(
+            s3vectors,
+            index.vector_bucket,
+            index.index,
+            dimension=index.dimension,
+            distance_metric=index.distance_metric,
+        )
+
+    def text(
+        self, text: str, *, k: int = DEFAULT_K, filter: dict[str, Any] | None = None
+    ) -> SearchResult:
+        check_k(k)
+        if not text.strip():
+            raise CliError(
+                "--text: the query is empty; type what to look for, e.g. --text 'wind turbine'"
+            )
+        vector = self._embed(lambda: self.embedder.embed_text(text, purpose=self.cfg.query_purpose))
+        return self._query(vector, k, filter, {"text": text})
+
+    def image(
+        self, image: QueryImage, *, k: int = DEFAULT_K, filter: dict[str, Any] | None = None
+    ) -> SearchResult:
+        check_k(k)
+        vector = self._embed(
+            lambda: self.embedder.embed_image(
+                purpose=self.cfg.query_purpose,
+                image_format=image.format,
+                data=image.data,
+                s3_uri=image.s3_uri,
+            )
+        )
+        query = {
+            "image": image.source,
+            "image_format": image.format,
+            "image_dimensions": f"{image.width}x{image.height}",
+        }
+        return self._query(vector, k, filter, query)
+
+    def image_at(
+        self, source: str, *, k: int = DEFAULT_K, filter: dict[str, Any] | None = None
+    ) -> SearchResult:
+        """Search with a local file path or an ``s3://`` URI."""
+        if source.startswith("s3://"):
+            image = read_s3_image(source, self.s3, self.cfg)
+        else:
+            image = read_local_image(source, self.cfg)
+        return self.image(image, k=k, filter=filter)
+
+    def is_empty(self) -> bool:
+        response = self.vectors.client.list_vectors(
+            vectorBucketName=self.index.vector_bucket, indexName=self.index.index, maxResults=1
+        )
+        return not response.get("vectors")
+
+    # ------------------------------------------------------------------ internals
+
+    def _embed(self, call: Any) -> list[float]:
+        try:
+            vector: list[float] = call()
+        except EmbeddingError as exc:
+            raise CliError(describe_embedding_error(exc, self.cfg.model.model_id)) from exc
+        return vector
+
+    def _query(
+        self, vector: list[float], k: int, filter: dict[str, Any] | None, query: dict[str, Any]
+    ) -> SearchResult:
+        try:
+            results = self.vectors.query(vector, top_k=k, filter=filter)
+        except ClientError as exc:
+            if error_code(exc) == "ValidationException" and filter is not None:
+                message = exc.response.get("Error", {}).get("Message", "")
+                raise CliError(f"the filter was rejected by S3 Vectors: {message}") from exc
+            raise
+        if not results and self.is_empty():
+            raise CliError(
+                f"index {self.index.index!r} in vector bucket {self.index.vector_bucket!r} is "
+                "empty: nothing has been embedded yet (upload images or run the backfill; "
+                "`imgsearch status` shows the queue)"
+            )
+        query.update(
+            k=k,
+            filter=filter,
+            vector_bucket=self.index.vector_bucket,
+            index=self.index.index,
+            dimension=self.index.dimension,
+            purpose=self.cfg.query_purpose,
+            model_id=self.cfg.model.model_id,
+        )
+        return SearchResult(to_hits(results), query)
+
+
+def describe_embedding_error(exc: EmbeddingError, model_id: str) -> str:
+    if exc.reason == ACCESS_DENIED:
+        return (
+            f"Bedrock refused {model_id} ({exc.detail}): enable model access for it in the "
+            "Bedrock console of this region and check the IAM permission bedrock:InvokeModel"
+        )
+    if exc.reason == MODEL_NOT_FOUND:
+        return f"Bedrock has no model {model_id} here ({exc.detail}): check --region"
+    return f"embedding the query failed: {exc.reason}: {exc.detail}"
+
+
+__all__ = [
+    "DEFAULT_K",
+    "Hit",
+    "IndexInfo",
+    "QueryImage",
+    "SearchResult",
+    "Searcher",
+    "check_k",
+    "describe_index",
+    "image_from_bytes",
+    "parse_s3_uri",
+    "read_local_image",
+    "read_s3_image",
+    "source_of",
+    "to_hits",
+]

@@ -1,0 +1,382 @@
+"""``verify``: does the index match the bucket? Objects without vectors, vectors without objects.
+
+Two directions, both by the deterministic vector key (``imgsearch.messages.vector_key``):
+
+* **objects -> vectors**: list the source bucket under the configured prefixes, keep the
+  keys the pipeline indexes (:class:`imgsearch.selection.KeySelection`), and look their
+  vectors up with ``GetVectors`` (100 per call). No vector = *missing*; a vector made
+  from another ETag = *outdated*.
+* **vectors -> objects**: with ``--all``, ``ListVectors`` (metadata included) and compare
+  with the listing; with ``--sample N``, a page from a random ``ListVectors`` segment
+  and a ``HeadObject`` per vector. Object gone = *orphan*; object there but outside
+  the configured prefixes/suffixes = *unselected* (reported, not fixed: the embedder
+  would re-index an object that still exists).
+
+``--fix`` enqueues the repairs with the router's own message builder and sender
+(``imgsearch.messages`` / ``imgsearch.enqueue``): an ``upsert`` per missing or outdated
+object, a ``delete`` per orphan (the embedder checks the object is gone, then deletes
+the vector), so repairs go through the same convergence as every other change.
+
+Memory: ``--all`` holds one 32-byte digest per listed object (about 100 bytes each with
+Python's set overhead: ~1 GB for 10 million objects). Use ``--sample`` on larger buckets.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.converge import normalize_etag
+from imgsearch.enqueue import send_messages
+from imgsearch.messages import ObjectMessage, for_backfill, now_iso, vector_key
+from imgsearch.selection import KeySelection
+from imgsearch.vectors import VectorIndex, stored_etag
+from scripts.cli_common import CREDENTIAL_ERRORS, CliError, error_code
+from scripts.search import source_of
+
+RECENT_SECONDS = 900
+"""Objects changed this recently may simply still be in the queue."""
+LIST_SEGMENTS = 16
+LIST_PAGE_MAX = 1000
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    bucket: str
+    key: str
+    size: int | None
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    """``missing`` | ``outdated`` | ``orphan`` | ``unselected``"""
+    uri: str | None
+    vector_key: str
+    detail: str = ""
+    recent: bool = False
+    size: int | None = None
+    etag: str | None = None
+    """The object's size and ETag when it exists (for the repair message)."""
+
+
+@dataclass
+class VerifyReport:
+    mode: str
+    source_bucket: str
+    objects_listed: int = 0
+    objects_checked: int = 0
+    vectors_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    fixes_sent: int = 0
+    fixes_failed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for f in self.findings if f.kind == kind)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["counts"] = {k: self.count(k) for k in ("missing", "outdated", "orphan", "unselected")}
+        return out
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_objects(s3: Any, bucket: str, selection: KeySelection) -> Iterator[SourceObject]:
+    """Every object the pipeline indexes, by prefix (each configured prefix listed once)."""
+    prefixes = sorted(set(selection.prefixes))
+    # "" covers everything; otherwise drop prefixes nested in another listed one.
+    if "" in prefixes:
+        prefixes = [""]
+    else:
+        prefixes = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+    paginator = s3.get_paginator("list_objects_v2")
+    for prefix in prefixes:
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents") or []:
+                    if selection.matches(obj["Key"]):
+                        modified = obj.get("LastModified")
+                        yield SourceObject(
+                            bucket=bucket,
+                            key=obj["Key"],
+                            size=obj.get("Size"),
+                            etag=normalize_etag(obj.get("ETag")),
+                            last_modified=modified.isoformat() if modified else None,
+                        )
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchBucket":
+                raise CliError(
+                    f"source bucket {bucket!r} does not exist: check --source-bucket or the "
+                    "stack's SourceBucketName output"
+                ) from exc
+            raise
+
+
+def reservoir(
+    items: Iterator[SourceObject], n: int, rng: random.Random
+) -> tuple[list[SourceObject], int]:
+    """A uniform sample of ``n`` items from a stream of unknown length, and its length."""
+    sample: list[SourceObject] = []
+    seen = 0
+    for item in items:
+        seen += 1
+        if len(sample) < n:
+            sample.append(item)
+        else:
+            j = rng.randrange(seen)
+            if j < n:
+                sample[j] = item
+    return sample, seen
+
+
+def _is_recent(obj: SourceObject, now: datetime) -> bool:
+    if not obj.last_modified:
+        return False
+    try:
+        modified = datetime.fromisoformat(obj.last_modified)
+    except ValueError:
+        return False
+    if modified.tzinfo is None:
+        modified = modified.replace(tzinfo=UTC)
+    return now - modified < timedelta(seconds=RECENT_SECONDS)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_objects(
+    objects: list[SourceObject], index: VectorIndex, report: VerifyReport, now: datetime
+) -> dict[str, SourceObject]:
+    """Missing and outdated vectors for ``objects``; returns them by vector key."""
+    by_key = {vector_key(o.bucket, o.key): o for o in objects}
+    keys = list(by_key)
+    for start in range(0, len(keys), LIMITS.get_vectors_max_keys):
+        chunk = keys[start : start + LIMITS.get_vectors_max_keys]
+        stored = index.get(chunk)
+        for vkey in chunk:
+            obj = by_key[vkey]
+            entry = stored.get(vkey)
+            if entry is None:
+                report.findings.append(
+                    Finding(
+                        "missing",
+                        obj.uri,
+                        vkey,
+                        "no vector",
+                        _is_recent(obj, now),
+                        obj.size,
+                        obj.etag,
+                    )
+                )
+            elif obj.etag and normalize_etag(stored_etag(entry)) not in (None, obj.etag):
+                report.findings.append(
+                    Finding(
+                        "outdated",
+                        obj.uri,
+                        vkey,
+                        f"vector made from ETag {stored_etag(entry)}, object has {obj.etag}",
+                        _is_recent(obj, now),
+                        obj.size,
+                        obj.etag,
+                    )
+                )
+    report.objects_checked += len(objects)
+    return by_key
+
+
+def list_vectors(
+    client: Any,
+    index: VectorIndex,
+    *,
+    segment: tuple[int, int] | None = None,
+    limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {
+        "vectorBucketName": index.vector_bucket,
+        "indexName": index.index,
+        "returnMetadata": True,
+        "maxResults": min(LIST_PAGE_MAX, limit) if limit else LIST_PAGE_MAX,
+    }
+    if segment is not None:
+        kwargs["segmentCount"], kwargs["segmentIndex"] = segment
+    produced = 0
+    while True:
+        response = client.list_vectors(**kwargs)
+        for vector in response.get("vectors") or []:
+            yield vector
+            produced += 1
+            if limit is not None and produced >= limit:
+                return
+        token = response.get("nextToken")
+        if not token:
+            return
+        kwargs["nextToken"] = token
+
+
+def check_vectors_all(
+    index: VectorIndex,
+    listed: set[bytes],
+    source_bucket: str,
+    selection: KeySelection,
+    report: VerifyReport,
+) -> None:
+    """Orphans by comparing every vector with the full listing (``--all``)."""
+    for vector in list_vectors(index.client, index):
+        report.vectors_checked += 1
+        vkey = str(vector["key"])
+        try:
+            digest = bytes.fromhex(vkey)
+        except ValueError:
+            digest = b""
+        if digest in listed:
+            continue
+        bucket, key = source_of(dict(vector.get("metadata") or {}))
+        uri = f"s3://{bucket}/{key}" if bucket and key else None
+        if bucket == source_bucket and key is not None and not selection.matches(key):
+            report.findings.append(
+                Finding("unselected", uri, vkey, "object key is outside the configured selection")
+            )
+        else:
+            report.findings.append(Finding("orphan", uri, vkey, "no such object in the listing"))
+
+
+def check_vectors_sample(
+    s3: Any,
+    index: VectorIndex,
+    n: int,
+    selection: KeySelection,
+    report: VerifyReport,
+    rng: random.Random,
+) -> None:
+    """Orphans among ``n`` vectors from a random ListVectors segment (``--sample``)."""
+    segment = (LIST_SEGMENTS, rng.randrange(LIST_SEGMENTS))
+    vectors = list(list_vectors(index.client, index, segment=segment, limit=n))
+    if len(vectors) < n:  # small index: the whole of it is the sample
+        vectors = list(list_vectors(index.client, index, limit=n))
+    for vector in vectors:
+        report.vectors_checked += 1
+        vkey = str(vector["key"])
+        bucket, key = source_of(dict(vector.get("metadata") or {}))
+        if not bucket or not key:
+            report.findings.append(
+                Finding("orphan", None, vkey, "vector metadata names no source object")
+            )
+            continue
+        uri = f"s3://{bucket}/{key}"
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except CREDENTIAL_ERRORS:
+            raise
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                report.findings.append(Finding("orphan", uri, vkey, "the object is gone"))
+                continue
+            raise
+        if not selection.matches(key):
+            report.findings.append(
+                Finding("unselected", uri, vkey, "object key is outside the configured selection")
+            )
+
+
+def verify(
+    cfg: PipelineConfig,
+    *,
+    s3: Any,
+    index: VectorIndex,
+    source_bucket: str,
+    sample: int | None,
+    rng: random.Random | None = None,
+    now: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> VerifyReport:
+    """Check both directions; ``sample`` None means ``--all``."""
+    rng = rng or random.Random()
+    now = now or datetime.now(UTC)
+    selection = KeySelection.from_config(cfg)
+    report = VerifyReport(
+        mode="all" if sample is None else f"sample of {sample}", source_bucket=source_bucket
+    )
+    stream = list_objects(s3, source_bucket, selection)
+    if sample is None:
+        listed: set[bytes] = set()
+        batch: list[SourceObject] = []
+        for obj in stream:
+            report.objects_listed += 1
+            batch.append(obj)
+            if len(batch) >= LIST_PAGE_MAX:
+                listed.update(bytes.fromhex(k) for k in check_objects(batch, index, report, now))
+                batch = []
+                if progress is not None:
+                    progress(f"checked {report.objects_checked} objects")
+        listed.update(bytes.fromhex(k) for k in check_objects(batch, index, report, now))
+        check_vectors_all(index, listed, source_bucket, selection, report)
+    else:
+        chosen, report.objects_listed = reservoir(stream, sample, rng)
+        check_objects(chosen, index, report, now)
+        check_vectors_sample(s3, index, sample, selection, report, rng)
+    recent = sum(1 for f in report.findings if f.recent)
+    if recent:
+        report.notes.append(
+            f"{recent} of the findings concern objects changed in the last "
+            f"{RECENT_SECONDS // 60} min: they may still be in the queue"
+        )
+    return report
+
+
+def fix(cfg: PipelineConfig, report: VerifyReport, *, sqs: Any, queue_url: str) -> None:
+    """Enqueue an upsert per missing/outdated object and a delete per orphan."""
+    messages: list[ObjectMessage] = []
+    for finding in report.findings:
+        if finding.uri is None or finding.kind == "unselected":
+            continue
+        bucket, _, key = finding.uri[5:].partition("/")
+        if finding.kind in ("missing", "outdated"):
+            messages.append(for_backfill(bucket, key, size=finding.size, etag=finding.etag))
+        elif finding.kind == "orphan":
+            messages.append(
+                ObjectMessage(
+                    bucket=bucket, key=key, kind="delete", origin="backfill", event_time=now_iso()
+                )
+            )
+    if not messages:
+        return
+    result = send_messages(sqs, queue_url, messages, groups=cfg.message_groups)
+    report.fixes_sent = result.sent
+    report.fixes_failed = [f"{f['Code']}: {f['Message']}" for f in result.failed]
+    skipped = report.count("unselected")
+    if skipped:
+        report.notes.append(
+            f"{skipped} unselected vector(s) not fixed: their objects exist outside the "
+            "configured prefixes/suffixes; remove them with `imgsearch delete`"
+        )
+
+
+__all__ = [
+    "Finding",
+    "SourceObject",
+    "VerifyReport",
+    "check_objects",
+    "fix",
+    "list_objects",
+    "reservoir",
+    "verify",
+]

@@ -1,0 +1,264 @@
+"""``imgsearch search`` and ``get`` on the local cloud, including every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imgsearch.config import LIMITS
+from imgsearch.messages import vector_key
+from localcloud.cloud import LocalCloud
+from tests.e2e.cli_harness import (
+    library,
+    photo_jpeg,
+    run_cli,
+    run_process,
+    seeded_cloud,
+)
+from tests.e2e.conftest import assert_accounted
+
+pytestmark = pytest.mark.e2e
+__all__ = ["seeded_cloud"]  # the module-scoped fixture, re-exported for pytest
+
+Capsys = pytest.CaptureFixture[str]
+
+
+def _json(out: str) -> dict[str, object]:
+    data = json.loads(out)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_image_search_finds_the_photo_and_its_copy(
+    seeded_cloud: LocalCloud, capsys: Capsys, tmp_path: Path
+) -> None:
+    query = tmp_path / "query.jpg"
+    query.write_bytes(library(seeded_cloud)["photos/rocket.jpg"])
+    run = run_cli(seeded_cloud, capsys, "search", "--image", str(query), "--k", "3")
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0].split() == ["RANK", "DISTANCE", "SOURCE", "SIZE", "WxH"]
+    bucket = seeded_cloud.resources.source_bucket
+    assert f"s3://{bucket}/photos/rocket.jpg" in lines[1]
+    assert f"s3://{bucket}/photos/rocket-small.jpg" in lines[2]
+    assert "160x" in lines[1] and "80x" in lines[2]  # WxH from the metadata
+    assert len(lines) == 4
+
+    as_json = _json(
+        run_cli(
+            seeded_cloud, capsys, "search", "--image", str(query), "--k", "3", "--output", "json"
+        ).out
+    )
+    results = as_json["results"]
+    assert isinstance(results, list)
+    assert [r["rank"] for r in results] == [1, 2, 3]
+    distances = [r["distance"] for r in results]
+    assert distances == sorted(distances) and distances[0] < 0.01
+    assert results[0]["key"] == "photos/rocket.jpg"
+    assert results[0]["vector_key"] == vector_key(bucket, "photos/rocket.jpg")
+    assert as_json["query"]["image_format"] == "jpeg"  # type: ignore[index]
+
+
+def test_image_search_by_s3_uri_and_text_search_by_colour(
+    seeded_cloud: LocalCloud, capsys: Capsys
+) -> None:
+    bucket = seeded_cloud.resources.source_bucket
+    run = run_cli(
+        seeded_cloud,
+        capsys,
+        "search",
+        "--image",
+        f"s3://{bucket}/photos/coffee-small.jpg",
+        "--output",
+        "json",
+    )
+    assert run.code == 0, run.err
+    keys = [r["key"] for r in _json(run.out)["results"]]  # type: ignore[union-attr]
+    assert keys[:2] == ["photos/coffee-small.jpg", "photos/coffee.jpg"]
+
+    run = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--k", "2", "--output", "json")
+    assert run.code == 0, run.err
+    data = _json(run.out)
+    assert {r["key"] for r in data["results"]} == {"colours/red.jpg", "colours/red-wide.png"}  # type: ignore[union-attr]
+    assert data["query"]["purpose"] == "IMAGE_RETRIEVAL"  # type: ignore[index]
+
+
+def test_where_and_filter_narrow_the_results(seeded_cloud: LocalCloud, capsys: Capsys) -> None:
+    def keys(*argv: str) -> list[str]:
+        run = run_cli(seeded_cloud, capsys, "search", "--output", "json", "--k", "20", *argv)
+        assert run.code == 0, run.err
+        return [r["key"] for r in _json(run.out)["results"]]  # type: ignore[union-attr]
+
+    everything = keys("--text", "red")
+    assert len(everything) == len(library(seeded_cloud))
+    colours = keys("--text", "red", "--where", "prefix=colours")
+    assert sorted(colours) == sorted(k for k in everything if k.startswith("colours/"))
+    assert keys("--text", "red", "--where", "format=png") == ["colours/red-wide.png"]
+    wide = keys("--text", "red", "--where", "width>=150", "--where", "prefix=photos/")
+    assert sorted(wide) == ["photos/astronaut.jpg", "photos/coffee.jpg", "photos/rocket.jpg"]
+    either = keys("--text", "red", "--filter", '{"$or": [{"format": "png"}, {"width": 80}]}')
+    assert sorted(either) == [
+        "colours/red-wide.png",
+        "photos/astronaut-small.jpg",
+        "photos/coffee-small.jpg",
+        "photos/rocket-small.jpg",
+    ]
+    # A filter matching nothing: an empty answer, not an error.
+    run = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--where", "prefix=none/")
+    assert run.code == 0 and run.out == "" and "no results match" in run.err
+
+
+def test_get_shows_metadata_without_embedding(seeded_cloud: LocalCloud, capsys: Capsys) -> None:
+    bucket = seeded_cloud.resources.source_bucket
+    calls = dict(seeded_cloud.front.requests).get("bedrock:InvokeModel", 0)
+    run = run_cli(
+        seeded_cloud, capsys, "get", f"s3://{bucket}/colours/blue.jpg", "--output", "json"
+    )
+    assert run.code == 0, run.err
+    data = _json(run.out)
+    assert data["key"] == vector_key(bucket, "colours/blue.jpg")
+    metadata = data["metadata"]
+    assert isinstance(metadata, dict)
+    assert (metadata["width"], metadata["height"], metadata["format"]) == (96, 64, "jpeg")
+    assert metadata["s3_uri"] == f"s3://{bucket}/colours/blue.jpg"
+    assert seeded_cloud.front.requests.get("bedrock:InvokeModel", 0) == calls
+
+    table = run_cli(seeded_cloud, capsys, "get", f"s3://{bucket}/colours/blue.jpg", "--with-data")
+    assert table.code == 0 and "source_key     colours/blue.jpg" in table.out
+    assert f"({seeded_cloud.cfg.dimension} dimensions)" in table.out
+
+    missing = run_cli(seeded_cloud, capsys, "get", f"s3://{bucket}/colours/nothing.jpg")
+    assert missing.code == 1
+    missing.one_line_error("no vector for", "colours/nothing.jpg")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--text", "x", "--k", str(LIMITS.query_top_k_max + 1)], ["--k 101", "1..100"]),
+        (["--text", "x", "--k", "0"], ["--k 0"]),
+        (["--text", "x", "--filter", "{not json"], ["--filter: not valid JSON"]),
+        (["--text", "x", "--filter", '{"colour": "red"}'], ["unknown metadata key 'colour'"]),
+        (["--text", "x", "--where", "width>=big"], ["--where 'width>=big'", "number"]),
+        (["--text", "x", "--index", "no-such-index"], ["index 'no-such-index' does not exist"]),
+        (
+            ["--text", "x", "--vector-bucket", "no-such-vectors"],
+            ["vector bucket 'no-such-vectors' does not exist"],
+        ),
+        (["--text", "   "], ["the query is empty"]),
+        (["--image", "/definitely/not/here.jpg"], ["no such file"]),
+        (["--image", "s3://imgsearch-source/photos/none.jpg"], ["no such object"]),
+        (["--image", "s3://no-such-bucket-here/a.jpg"], ["does not exist"]),
+        (["--text", "x", "--image", "a.jpg"], ["not allowed with argument"]),
+        ([], ["one of the arguments --text --image is required"]),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(
+    seeded_cloud: LocalCloud, capsys: Capsys, argv: list[str], fragments: list[str]
+) -> None:
+    run = run_cli_or_exit(seeded_cloud, capsys, "search", *argv)
+    run.one_line_error(*fragments)
+
+
+def run_cli_or_exit(cloud: LocalCloud, capsys: Capsys, *argv: str):  # type: ignore[no-untyped-def]
+    """argparse usage errors exit via SystemExit; catch it like a shell would."""
+    from tests.e2e.cli_harness import CliRun
+
+    try:
+        return run_cli(cloud, capsys, *argv)
+    except SystemExit as exc:
+        captured = capsys.readouterr()
+        return CliRun(int(exc.code or 0), captured.out, captured.err)
+
+
+def test_unsupported_and_broken_query_images(
+    seeded_cloud: LocalCloud, capsys: Capsys, tmp_path: Path
+) -> None:
+    text_file = tmp_path / "notes.jpg"
+    text_file.write_text("not an image at all\n")
+    run_cli(seeded_cloud, capsys, "search", "--image", str(text_file)).one_line_error(
+        "notes.jpg", "not a JPEG, PNG, GIF or WebP"
+    )
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(photo_jpeg("coffee")[:500])
+    run_cli(seeded_cloud, capsys, "search", "--image", str(cut)).one_line_error("cut.jpg")
+    bmp = tmp_path / "image.bmp"
+    bmp.write_bytes(b"BM" + bytes(100))
+    run_cli(seeded_cloud, capsys, "search", "--image", str(bmp)).one_line_error("image.bmp")
+    # A GIF is an image Nova takes, but Marengo does not: the model's formats decide.
+    gif = tmp_path / "anim.gif"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(gif, "GIF")
+    seeded_cloud.client("s3vectors").create_index(
+        vectorBucketName=seeded_cloud.resources.vector_bucket,
+        indexName="marengo-gifs",
+        dataType="float32",
+        dimension=512,
+        distanceMetric="cosine",
+    )
+    run = run_cli(
+        seeded_cloud,
+        capsys,
+        "search",
+        "--image",
+        str(gif),
+        "-c",
+        "model_id=twelvelabs.marengo-embed-3-0-v1:0",
+        "-c",
+        "dimension=512",
+        "--index",
+        "marengo-gifs",
+    )
+    run.one_line_error("does not accept gif images")
+
+
+def test_index_of_another_dimension_and_an_empty_index(
+    seeded_cloud: LocalCloud, capsys: Capsys
+) -> None:
+    vectors = seeded_cloud.client("s3vectors")
+    bucket = seeded_cloud.resources.vector_bucket
+    for name, dimension in (("marengo-sized", 512), ("empty-wide", 3072)):
+        vectors.create_index(
+            vectorBucketName=bucket,
+            indexName=name,
+            dataType="float32",
+            dimension=dimension,
+            distanceMetric="cosine",
+        )
+    run = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--index", "marengo-sized")
+    run.one_line_error("512-dimension vectors", "cannot produce")
+    # 3072 is a Nova dimension: the query is embedded at the index's size, so the only
+    # problem left is that nothing is in it.
+    run = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--index", "empty-wide")
+    run.one_line_error("index 'empty-wide'", "is empty")
+    bad_k = run_cli(
+        seeded_cloud, capsys, "search", "--text", "red", "--index", "empty-wide", "--k", "500"
+    )
+    bad_k.one_line_error("--k 500")
+    assert_accounted(seeded_cloud)
+
+
+def test_entry_point_process_and_missing_credentials(seeded_cloud: LocalCloud) -> None:
+    env = dict(seeded_cloud.env)
+    ok = run_process(env, "search", "--text", "blue", "--k", "1", "--output", "json")
+    assert ok.code == 0, ok.err
+    assert json.loads(ok.out)["results"][0]["key"] == "colours/blue.jpg"
+
+    no_creds = {
+        k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    run = run_process(no_creds, "search", "--text", "blue")
+    run.one_line_error("no AWS credentials")
+    assert run.code == 2
+    run = run_process(no_creds, "status")
+    run.one_line_error("no AWS credentials")
+    run = run_process({}, "search", "--text", "blue")  # no region either
+    run.one_line_error("no AWS region")
+
+    unreachable = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    unreachable.pop("AWS_ENDPOINT_URL_SQS", None)
+    run = run_process(unreachable, "get", "s3://b/k.jpg", timeout=180)
+    run.one_line_error("cannot reach")
