@@ -46,24 +46,31 @@ class Snapshot:
             return None
         return (1.0 - self.fraction) * self.elapsed / progressed
 
-    def describe(self) -> str:
+    def pace(self) -> str:
+        """``12.3k/s · ETA 5m 2s``: what an operator looks at first."""
+        eta = self.eta
+        return f"{_n(round(self.rate))}/s" + (
+            f" · ETA {format_duration(eta)}" if eta is not None else ""
+        )
+
+    def counts(self) -> str:
+        """``sent 1.2M · rows 1.3M · skipped 100k (suffix 90k, ...)``."""
         skipped = sum(self.skipped.values())
         reasons = ", ".join(
             f"{k} {_n(v)}" for k, v in sorted(self.skipped.items(), key=lambda kv: -kv[1])
         )
         verb = "selected" if self.dry_run else "sent"
         parts = [
-            f"rows {_n(self.rows)}",
             f"{verb} {_n(self.selected if self.dry_run else self.sent)}",
-            f"skipped {_n(skipped)}" + (f" ({reasons})" if reasons else ""),
+            f"rows {_n(self.rows)}",
         ]
         if self.rejected:
             parts.append(f"rejected {_n(self.rejected)}")
-        parts.append(f"{_n(round(self.rate))}/s")
-        eta = self.eta
-        if eta is not None:
-            parts.append(f"ETA {format_duration(eta)}")
+        parts.append(f"skipped {_n(skipped)}" + (f" ({reasons})" if reasons else ""))
         return " · ".join(parts)
+
+    def describe(self) -> str:
+        return f"{self.counts()} · {self.pace()}"
 
 
 class Reporter(Protocol):
@@ -108,19 +115,29 @@ class BarReporter:
 
     def __init__(self, stream: TextIO, *, title: str = "backfill") -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+        )
+        from rich.table import Column
 
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[detail]}"),
+            BarColumn(bar_width=24, table_column=Column(min_width=24)),
+            TaskProgressColumn(table_column=Column(min_width=6)),
+            TextColumn("{task.fields[pace]}", table_column=Column(no_wrap=True, min_width=18)),
+            TextColumn(
+                "{task.fields[counts]}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
+            ),
             console=Console(file=stream),
             refresh_per_second=4,
             transient=False,
         )
-        self._task = self._progress.add_task(title, total=1000, detail="")
+        self._task = self._progress.add_task(title, total=1000, pace="", counts="")
         self._progress.start()
 
     def update(self, snap: Snapshot) -> None:
@@ -128,7 +145,8 @@ class BarReporter:
             self._task,
             completed=round((snap.fraction or 0.0) * 1000),
             total=1000 if snap.fraction is not None else None,
-            detail=snap.describe(),
+            pace=snap.pace(),
+            counts=snap.counts(),
         )
 
     def close(self, snap: Snapshot) -> None:

@@ -358,3 +358,14 @@ def test_error_usage(aws_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _assert_one_line_error(code, err, "give a manifest")
     code, _, err = _run(capsys, "--from-listing", "photos/x", *CLI_BASE)
     _assert_one_line_error(code, err, "expected s3://bucket/prefix")
+
+
+def test_log_lines_on_stderr_json_alone_on_stdout(
+    aws_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with mock_aws():
+        s3, _, _ = bs.make_world()
+        uri = bs.report(bs.images(15)).put_to(s3, bs.INVENTORY)
+        code, summary, err = _run(capsys, uri, *CLI_BASE, "--progress", "log")
+    assert code == 0 and summary["sent"] == 15  # stdout parsed as one JSON document
+    assert err.splitlines()[-1].startswith("backfill: 100.0% sent 15 · rows 15")

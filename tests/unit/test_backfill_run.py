@@ -3,6 +3,7 @@ plus the checkpoint stores, the filters and the estimate."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -27,6 +28,7 @@ from scripts.checkpoint import (
 from scripts.estimate import Workload, estimate, format_duration
 from scripts.filters import RowFilter, parse_size
 from scripts.inventory import InventoryRow, load_manifest
+from scripts.progress import Snapshot, make_reporter
 from scripts.sender import RetryPolicy
 from tests.unit import backfill_support as bs
 from tests.unit.backfill_support import aws_env
@@ -265,3 +267,38 @@ def test_format_duration() -> None:
         "1h 1m",
         "1d 2h 3m",
     ]
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_snapshot_rate_and_eta_use_this_runs_progress() -> None:
+    snap = Snapshot(rows=500, sent=400, fraction=0.6, start_fraction=0.2, elapsed=20.0)
+    assert snap.rate == 20.0
+    assert snap.eta == pytest.approx(20.0)  # 0.4 done in 20 s, 0.4 left
+    assert Snapshot(fraction=None, elapsed=5).eta is None  # a listing: total unknown
+    line = Snapshot(rows=12_345, sent=12_000, skipped={"suffix": 300, "prefix": 45}).describe()
+    assert (
+        "rows 12.3k" in line
+        and "sent 12.0k" in line
+        and "skipped 345 (suffix 300, prefix 45)" in line
+    )
+
+
+def test_log_reporter_writes_plain_lines(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    reporter = make_reporter("log", stream, interval=0.0)
+    reporter.update(Snapshot(rows=10, sent=10, fraction=0.5, elapsed=1.0))
+    reporter.close(Snapshot(rows=20, sent=20, fraction=1.0, elapsed=2.0))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("backfill:  50.0% sent 10 · rows 10")
+    assert "\x1b[" not in stream.getvalue()  # no escape codes in a log
+
+
+def test_bar_reporter_draws_on_a_terminal() -> None:
+    stream = io.StringIO()
+    reporter = make_reporter("bar", stream)
+    reporter.update(Snapshot(rows=10, sent=10, fraction=0.25, elapsed=1.0))
+    reporter.close(Snapshot(rows=40, sent=40, fraction=1.0, elapsed=2.0))
+    drawn = stream.getvalue()
+    assert "100%" in drawn and "sent 40" in drawn and "ETA 0s" in drawn
