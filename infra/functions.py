@@ -107,6 +107,15 @@ class PipelineFunctions(Construct):
                     resources=[source_bucket.arn_for_objects(f"{p}*") for p in cfg.prefixes],
                 ),
                 iam.PolicyStatement(
+                    sid="TellMissingFromForbidden",
+                    # Without s3:ListBucket, S3 answers HeadObject/GetObject on a missing key
+                    # with 403 instead of 404, so the embedder could never confirm that an
+                    # object is gone and every delete would end in the DLQ. S3 decides
+                    # 404-vs-403 on the bucket-level permission, so no s3:prefix condition.
+                    actions=["s3:ListBucket"],
+                    resources=[source_bucket.bucket_arn],
+                ),
+                iam.PolicyStatement(
                     sid="InvokeEmbeddingModel",
                     actions=["bedrock:InvokeModel"],
                     resources=[
