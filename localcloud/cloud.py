@@ -53,6 +53,7 @@ from imgsearch.selection import KeySelection
 from infra.notifications import notification_filters
 from infra.outputs import OUTPUTS
 from localcloud.accounting import AccountingReport, Ledger, check
+from localcloud.cloudwatch_feed import LogsForwarder, QueueMetricsPublisher
 from localcloud.faults import Faults
 from localcloud.front import ACCOUNT_ID, FrontApp, index_data
 from localcloud.runtime import (
@@ -155,6 +156,10 @@ class LocalCloud:
         self.s3_events: AsyncInvoker | None = None
         self.event_source: SqsEventSource | None = None
         self._metrics: MetricsForwarder | None = None
+        self.log_feed: LogsForwarder | None = None
+        """Function logs -> CloudWatch Logs ``/aws/lambda/<name>``, as Lambda delivers them."""
+        self.queue_metrics: QueueMetricsPublisher | None = None
+        """``AWS/SQS`` queue metrics (age of the oldest message...), as SQS publishes them."""
         self._sqs: SqsServer | None = None
         self._server: BaseWSGIServer | None = None
         self._patches: list[tuple[Any, str, Any]] = []
@@ -234,6 +239,11 @@ class LocalCloud:
         self._install_s3_hooks()
         self.resources, self.cfg = provision(self, base, region)
         self.lambda_env = self._lambda_env()
+        self.queue_metrics = QueueMetricsPublisher(
+            self._sqs,
+            (name_of(self.resources.queue_url), name_of(self.resources.dlq_url)),
+            lambda: self._new_client("cloudwatch", self.endpoint),
+        )
 
     # ------------------------------------------------------------------ clients
 
@@ -370,6 +380,10 @@ class LocalCloud:
                 "Lambda rejects such an SQS event source. Raise the visibility timeout or "
                 "lower the timeout (tests: set both)"
             )
+        self.log_feed = LogsForwarder(
+            lambda: self._new_client("logs", self.endpoint),
+            (res.router_function, res.embedder_function),
+        )
         self.router = FunctionPool(
             self._spec(
                 res.router_function,
@@ -378,7 +392,7 @@ class LocalCloud:
                 cfg.router_memory_mb,
             ),
             ROUTER_CONCURRENCY,
-            self.logs,
+            self._log_sink,
         )
         self.embedder = FunctionPool(
             self._spec(
@@ -388,7 +402,7 @@ class LocalCloud:
                 cfg.embedder_memory_mb,
             ),
             cfg.embedder_concurrency,
-            self.logs,
+            self._log_sink,
         )
         warmers = [
             threading.Thread(target=pool.warm, daemon=True) for pool in (self.router, self.embedder)
@@ -416,6 +430,11 @@ class LocalCloud:
         self._metrics = MetricsForwarder(
             self.logs, lambda: self._new_client("cloudwatch", self.endpoint)
         )
+
+    def _log_sink(self, function: str, line: str) -> None:
+        self.logs(function, line)
+        if self.log_feed is not None:
+            self.log_feed(function, line)
 
     def _router_failed(self, event: Any, error: dict[str, Any] | None) -> None:
         """Lambda's on-failure dead-letter queue for asynchronous invocations."""
@@ -479,6 +498,8 @@ class LocalCloud:
             if calm >= 3:
                 if self._metrics is not None:
                     self._metrics.flush(self.client("cloudwatch"))
+                if self.log_feed is not None:
+                    self.log_feed.flush()
                 return snap
             if time.monotonic() >= deadline:
                 raise TimeoutError(
@@ -578,9 +599,13 @@ class LocalCloud:
                 self.s3_events.stop()
             if self._metrics is not None:
                 self._metrics.stop()
+            if self.queue_metrics is not None:
+                self.queue_metrics.stop()
             for pool in (self.router, self.embedder):
                 if pool is not None:
                     pool.close()
+            if self.log_feed is not None:
+                self.log_feed.stop()
             for module, name, value in reversed(self._patches):
                 setattr(module, name, value)
             self._patches.clear()
@@ -602,6 +627,10 @@ class LocalCloud:
 
 
 # --------------------------------------------------------------------------- provisioning
+
+
+def name_of(queue_url: str) -> str:
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def provision(

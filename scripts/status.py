@@ -191,8 +191,7 @@ def oldest_message_age(cloudwatch: Any, queue_name: str, now: datetime) -> tuple
     if not points:
         return None, f"no {SQS_NAMESPACE} {OLDEST_AGE_METRIC} datapoint in the last 15 min"
     stamp, value = max(points)
-    minutes = max(0, round((now - stamp).total_seconds() / 60))
-    return value, f"CloudWatch {SQS_NAMESPACE}, {minutes} min ago"
+    return value, f"CloudWatch {SQS_NAMESPACE}, minute of {stamp:%H:%M}Z"
 
 
 def eta(backlog: int, rate: float) -> tuple[float | None, str]:
