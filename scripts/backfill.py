@@ -52,6 +52,7 @@ from scripts.cli_common import (
 from scripts.estimate import Workload, estimate
 from scripts.filters import RowFilter, parse_date, parse_size
 from scripts.inventory import (
+    DataFile,
     InventoryError,
     InventoryRow,
     ListingRows,
@@ -88,6 +89,11 @@ BATCH = LIMITS.sqs_batch_max_entries
 # --------------------------------------------------------------------------- inputs
 
 
+OpenedInput = tuple[RowReader, Iterator[InventoryRow]]
+Opener = Callable[[InputProgress, Path], OpenedInput]
+"""Opens an input where its checkpoint says it stopped (downloading it into the path)."""
+
+
 @dataclass(frozen=True)
 class Input:
     """One stream of rows: a data file of the manifest, or the listing."""
@@ -96,7 +102,7 @@ class Input:
     """Its key in the checkpoint (the data file's S3 key, or the listing URI)."""
     weight: int
     """Bytes, so the progress bar advances by share of the inventory read."""
-    open: Callable[[InputProgress, Path], tuple[RowReader, Iterator[InventoryRow]]]
+    open: Opener
 
 
 @dataclass(frozen=True)
@@ -114,14 +120,8 @@ class Source:
 
 
 def manifest_source(manifest: Manifest, s3: S3ClientFactory) -> Source:
-    def opener(
-        data_key: str,
-    ) -> Callable[[InputProgress, Path], tuple[RowReader, Iterator[InventoryRow]]]:
-        data = next(f for f in manifest.files if f.key == data_key)
-
-        def open_input(
-            progress: InputProgress, workdir: Path
-        ) -> tuple[RowReader, Iterator[InventoryRow]]:
+    def opener(data: DataFile) -> Opener:
+        def open_input(progress: InputProgress, workdir: Path) -> OpenedInput:
             path = fetch_data_file(manifest, data, s3, workdir)
             reader = open_rows(manifest, path, data.key)
             return reader, reader.rows(progress.rows)
@@ -137,7 +137,7 @@ def manifest_source(manifest: Manifest, s3: S3ClientFactory) -> Source:
         run_id=f"manifest:{manifest.identity}",
         description=manifest.location,
         bucket=manifest.source_bucket,
-        inputs=tuple(Input(f.key, f.size, opener(f.key)) for f in manifest.files),
+        inputs=tuple(Input(f.key, f.size, opener(f)) for f in manifest.files),
         columns=schema_columns(manifest),
         format=manifest.file_format,
         notes=notes,
@@ -145,9 +145,7 @@ def manifest_source(manifest: Manifest, s3: S3ClientFactory) -> Source:
 
 
 def listing_source(uri: S3Uri, s3: S3ClientFactory) -> Source:
-    def open_input(
-        progress: InputProgress, workdir: Path
-    ) -> tuple[RowReader, Iterator[InventoryRow]]:
+    def open_input(progress: InputProgress, workdir: Path) -> OpenedInput:
         reader = ListingRows(s3(), uri, progress.after_key)
         return reader, reader.rows()
 
@@ -262,23 +260,23 @@ class Backfill:
         bookkeeping: batches in flight are awaited and the watermark is saved, so the
         next run resends nothing that was acknowledged and skips nothing that was not.
         """
-        with tempfile.TemporaryDirectory(
-            prefix="imgsearch-backfill-", dir=self.opts.workdir
-        ) as tmp:
+        workdir = tempfile.TemporaryDirectory(prefix="imgsearch-backfill-", dir=self.opts.workdir)
+        with workdir as tmp:
             try:
-                for inp in self.source.inputs:
-                    if self.stop_reason or self.error:
-                        break
-                    progress = self.cp.progress(inp.name)
-                    if not progress.done:
-                        self._read_input(inp, progress, Path(tmp))
-            except (CliError, ClientError, BotoCoreError, OSError) as exc:
-                if self.error is None:
-                    self.error = exc
-            except KeyboardInterrupt:
+                try:
+                    for inp in self.source.inputs:
+                        if self.stop_reason or self.error:
+                            break
+                        progress = self.cp.progress(inp.name)
+                        if not progress.done:
+                            self._read_input(inp, progress, Path(tmp))
+                except (CliError, ClientError, BotoCoreError, OSError) as exc:
+                    if self.error is None:
+                        self.error = exc
+                self._finish()
+            except KeyboardInterrupt:  # the second Ctrl-C: save and leave now
                 self._abort()
                 raise
-            self._finish()
 
     def _read_input(self, inp: Input, progress: InputProgress, workdir: Path) -> None:
         reader, rows = inp.open(progress, workdir)
@@ -420,8 +418,9 @@ class Backfill:
     def _abort(self) -> None:
         """Second Ctrl-C: save what is acknowledged so far and leave without waiting."""
         if self._dispatcher is not None:
+            self._dispatcher.abort()
             for future in self._dispatcher.completed():
-                if future.exception() is None:
+                if not future.cancelled() and future.exception() is None:
                     self._record(future.result())
         if not self.opts.dry_run:
             self._save(force=True, durable=True)

@@ -211,12 +211,16 @@ class BatchSender:
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.cancelled = threading.Event()
+        """Set when the operator quits at once: no more attempts, no more waiting."""
 
     def send(self, batch: Batch) -> SendResult:
         result = SendResult(batch.seq)
         pending = batch.entries
         attempt = 0
         while pending:
+            if self.cancelled.is_set():
+                raise SendError(f"stopped with {len(pending)} message(s) of a batch unsent")
             if self.rate is not None:
                 self.rate.acquire(len(pending))
             throttled = False
@@ -332,6 +336,11 @@ class Dispatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Quit now: queued batches are dropped, running ones stop before their next try."""
+        self.sender.cancelled.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Watermark(Generic[T]):

@@ -4,7 +4,8 @@
 SendMessageBatch calls that SQS answered (botocore's ``after-call`` event: the batch
 is in the queue, the script has not seen the answer yet) and, once N were answered
 and a checkpoint exists in the working directory, sends the process SIGKILL
-(``kill``: nothing runs after it, as with ``kill -9``) or SIGINT (``int``: as Ctrl-C).
+(``kill``: nothing runs after it, as with ``kill -9``) or SIGINT (``int``: as Ctrl-C;
+``int2``: Ctrl-C, and again on the next answered call, to quit at once).
 N = 0 never stops. The fault sits at the network edge; the
 backfill code runs unmodified.
 """
@@ -28,15 +29,17 @@ def main() -> int:
     argv = sys.argv[sys.argv.index("--") + 1 :]
     lock = threading.Lock()
     answered = [0]
-    fired = [False]
+    fired: list[Any] = [False, 0]
     checkpoint = Path(DEFAULT_CHECKPOINT)
 
     def on_after_call(**_: Any) -> None:
         with lock:
             answered[0] += 1
+            again = fired[0] and how == "int2" and answered[0] == fired[1] + 1
             hit = bool(after) and answered[0] >= after and checkpoint.exists() and not fired[0]
-            fired[0] = fired[0] or hit
-        if hit:
+            if hit:
+                fired[:] = [True, answered[0]]
+        if hit or again:
             os.kill(os.getpid(), signal.SIGKILL if how == "kill" else signal.SIGINT)
 
     original = boto3.session.Session.__init__

@@ -149,3 +149,15 @@ def test_resume_after_ctrl_c_resends_nothing(world: dict[str, Any]) -> None:
     assert code == 0 and second["status"] == "complete"
     assert summary["sent"] + second["sent"] == len(OBJECTS)
     _assert_each_object_once(world)
+
+
+def test_second_ctrl_c_quits_at_once_and_still_resumes_cleanly(world: dict[str, Any]) -> None:
+    code, summary = _backfill(world, stop_after=3, how="int2")
+    assert code == 130 and summary == {}  # quit without waiting: no summary
+    cp = _checkpoint(world)
+    acknowledged = _acknowledged_rows(cp)
+    assert 0 < acknowledged <= _in_queue(world) <= acknowledged + 2 * CONCURRENCY * 10
+
+    code, second = _backfill(world, stop_after=0, how="never")
+    assert code == 0 and second["sent"] == len(OBJECTS) - acknowledged
+    _assert_each_object_once(world)
