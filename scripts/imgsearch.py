@@ -64,6 +64,8 @@ PROG = "imgsearch"
 DEFAULT_PORT = 8000
 DEFAULT_DLQ_LIST = 20
 DEFAULT_SAMPLE = 200
+watch_sleep = time.sleep
+"""How ``status --watch`` waits between refreshes (tests replace it)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -328,7 +330,7 @@ def cmd_status(ctx: Context) -> int:
                     sys.stdout.write("\x1b[H\x1b[2J")
                 print(f"every {interval:g}s (Ctrl-C to stop)\n{current.render()}\n")
             sys.stdout.flush()
-            time.sleep(interval)
+            watch_sleep(interval)
     except KeyboardInterrupt:
         return EXIT_OK
 

@@ -15,7 +15,10 @@ Two directions, both by the deterministic vector key (``imgsearch.messages.vecto
 ``--fix`` enqueues the repairs with the router's own message builder and sender
 (``imgsearch.messages`` / ``imgsearch.enqueue``): an ``upsert`` per missing or outdated
 object, a ``delete`` per orphan (the embedder checks the object is gone, then deletes
-the vector), so repairs go through the same convergence as every other change.
+the vector), so repairs go through the same convergence as every other change. Repair
+upserts carry no ETag: the embedder reads the object's current one, and the message's
+deduplication id differs from the object's own upload event, which SQS would otherwise
+drop as a duplicate when the repair follows the upload within five minutes.
 
 Memory: ``--all`` holds one 32-byte digest per listed object (about 100 bytes each with
 Python's set overhead: ~1 GB for 10 million objects). Use ``--sample`` on larger buckets.
@@ -350,7 +353,10 @@ def fix(cfg: PipelineConfig, report: VerifyReport, *, sqs: Any, queue_url: str) 
             continue
         bucket, _, key = finding.uri[5:].partition("/")
         if finding.kind in ("missing", "outdated"):
-            messages.append(for_backfill(bucket, key, size=finding.size, etag=finding.etag))
+            # No ETag: the upsert converges on whatever the object is when it is
+            # processed, and its deduplication id differs from the object's own event
+            # (which SQS would otherwise drop as a duplicate for five minutes).
+            messages.append(for_backfill(bucket, key, size=finding.size, etag=None))
         elif finding.kind == "orphan":
             messages.append(
                 ObjectMessage(

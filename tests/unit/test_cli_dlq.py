@@ -1,0 +1,178 @@
+"""``dlq redrive`` against SQS's StartMessageMoveTask (botocore Stubber at the network edge).
+
+The local cloud's SQS has no move task, so the e2e tests cover the receive-send-delete
+fallback; this checks the path AWS takes, and the choice between the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from imgsearch.config import PipelineConfig
+from imgsearch.messages import for_backfill, group_id
+from scripts.dlq import _send_entry, redrive, redrive_dedup_id
+
+DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-embed-dlq.fifo"
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-embed.fifo"
+DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:imgsearch-embed-dlq.fifo"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:imgsearch-embed.fifo"
+
+
+@pytest.fixture
+def sqs() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client(
+        "sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def _arns(stubber: Stubber) -> None:
+    for url, arn in ((DLQ_URL, DLQ_ARN), (QUEUE_URL, QUEUE_ARN)):
+        stubber.add_response(
+            "get_queue_attributes",
+            {"Attributes": {"QueueArn": arn}},
+            {"QueueUrl": url, "AttributeNames": ["QueueArn"]},
+        )
+
+
+def test_move_task_is_started_and_awaited(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    _arns(stubber)
+    stubber.add_response(
+        "start_message_move_task",
+        {"TaskHandle": "task-1"},
+        {"SourceArn": DLQ_ARN, "DestinationArn": QUEUE_ARN, "MaxNumberOfMessagesPerSecond": 50},
+    )
+    for status, moved in (("RUNNING", 3), ("COMPLETED", 7)):
+        stubber.add_response(
+            "list_message_move_tasks",
+            {
+                "Results": [
+                    {
+                        "TaskHandle": "task-1",
+                        "Status": status,
+                        "SourceArn": DLQ_ARN,
+                        "ApproximateNumberOfMessagesMoved": moved,
+                        "ApproximateNumberOfMessagesToMove": 7,
+                    }
+                ]
+            },
+            {"SourceArn": DLQ_ARN, "MaxResults": 1},
+        )
+    progress: list[str] = []
+    report = redrive(
+        PipelineConfig(),
+        sqs=client,
+        dlq_url=DLQ_URL,
+        queue_url=QUEUE_URL,
+        rate=50,
+        wait=True,
+        progress=progress.append,
+        sleep=lambda _: None,
+    )
+    assert (report.method, report.task_handle, report.task_status) == (
+        "move-task",
+        "task-1",
+        "COMPLETED",
+    )
+    assert report.moved == 7 and progress == ["moved 3/7"]
+
+
+def test_unsupported_move_task_falls_back_to_receive_send_delete(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    client, stubber = sqs
+    _arns(stubber)
+    stubber.add_client_error(
+        "start_message_move_task", "UnsupportedOperation", "FIFO queues are not supported"
+    )
+    body = for_backfill("photos", "a.jpg", size=1, etag="e").to_json()
+    message = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "r-1",
+        "Body": body,
+        "Attributes": {"MessageGroupId": "g00007", "ApproximateReceiveCount": "5"},
+    }
+    stubber.add_response("receive_message", {"Messages": [message]})
+    stubber.add_response(
+        "send_message_batch",
+        {"Successful": [{"Id": "0", "MessageId": "n-1", "MD5OfMessageBody": "x"}], "Failed": []},
+        {
+            "QueueUrl": QUEUE_URL,
+            "Entries": [
+                {
+                    "Id": "0",
+                    "MessageBody": body,
+                    "MessageGroupId": "g00007",
+                    "MessageDeduplicationId": redrive_dedup_id("m-1"),
+                }
+            ],
+        },
+    )
+    stubber.add_response(
+        "delete_message_batch",
+        {"Successful": [{"Id": "0"}], "Failed": []},
+        {"QueueUrl": DLQ_URL, "Entries": [{"Id": "0", "ReceiptHandle": "r-1"}]},
+    )
+    stubber.add_response("receive_message", {"Messages": []})
+    report = redrive(PipelineConfig(), sqs=client, dlq_url=DLQ_URL, queue_url=QUEUE_URL)
+    assert (report.method, report.moved, report.failed) == ("receive-send-delete", 1, 0)
+    assert "UnsupportedOperation" in report.notes[0]
+
+
+def test_other_move_task_errors_are_not_swallowed(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    _arns(stubber)
+    stubber.add_client_error(
+        "start_message_move_task", "AccessDenied", "no sqs:StartMessageMoveTask"
+    )
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        redrive(PipelineConfig(), sqs=client, dlq_url=DLQ_URL, queue_url=QUEUE_URL)
+
+
+def test_a_message_that_failed_to_send_stays_in_the_dlq(sqs: tuple[Any, Stubber]) -> None:
+    client, stubber = sqs
+    _arns(stubber)
+    body = for_backfill("photos", "b.jpg", size=1, etag="e").to_json()
+    stubber.add_response(
+        "receive_message",
+        {
+            "Messages": [
+                {"MessageId": "m-2", "ReceiptHandle": "r-2", "Body": body, "Attributes": {}}
+            ]
+        },
+    )
+    stubber.add_response(
+        "send_message_batch",
+        {
+            "Successful": [],
+            "Failed": [{"Id": "0", "SenderFault": False, "Code": "InternalError", "Message": "x"}],
+        },
+    )
+    stubber.add_response("receive_message", {"Messages": []})
+    report = redrive(
+        PipelineConfig(), sqs=client, dlq_url=DLQ_URL, queue_url=QUEUE_URL, max_messages=5
+    )
+    assert (report.method, report.moved, report.failed) == ("receive-send-delete", 0, 1)
+    assert "left in the DLQ" in report.errors[0]
+
+
+def test_send_entry_keeps_the_group_or_derives_the_objects() -> None:
+    cfg = PipelineConfig()
+    body = for_backfill("photos", "c.jpg", size=1, etag="e").to_json()
+    kept = _send_entry(
+        cfg, {"MessageId": "m", "Body": body, "Attributes": {"MessageGroupId": "gX"}}, "0"
+    )
+    assert kept["MessageGroupId"] == "gX"
+    derived = _send_entry(cfg, {"MessageId": "m", "Body": body, "Attributes": {}}, "0")
+    assert derived["MessageGroupId"] == group_id("photos", "c.jpg", cfg.message_groups)
+    assert kept["MessageDeduplicationId"] == redrive_dedup_id("m") != redrive_dedup_id("m2")
