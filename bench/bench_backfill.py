@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import boto3
 import boto3.session
@@ -50,8 +51,20 @@ COLUMNS = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag", "StorageClass")
 # --------------------------------------------------------------------------- inventories
 
 
+def sample_key(i: int) -> str:
+    """A plausible key mix: 90% images; 10% of keys with spaces, 3% non-ASCII."""
+    folder = f"photos/{2015 + i % 10}/{i % 12 + 1:02d}"
+    if i % 10 == 9:
+        return f"{folder}/meta/IMG_{i:08d}.json"
+    if i % 33 == 1:
+        return f"{folder}/Été à Montréal/IMG_{i:08d}.jpg"
+    if i % 10 == 2:
+        return f"{folder}/Beach day/IMG {i:08d}.JPG"
+    return f"{folder}/IMG_{i:08d}.jpg"
+
+
 def write_inventory(root: Path, rows: int) -> Path:
-    """A one-file CSV.gz report of ``rows`` objects (90% images, some encoded keys)."""
+    """A one-file CSV.gz report of ``rows`` objects, keys encoded as S3 writes them."""
     base = root / f"inv-{rows}" / SOURCE / "cfg"
     data_key = f"inv-{rows}/{SOURCE}/cfg/data/part-0.csv.gz"
     data_path = root / data_key
@@ -64,8 +77,7 @@ def write_inventory(root: Path, rows: int) -> Path:
         text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
         writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
         for i in range(rows):
-            ext = ".jpg" if i % 10 else ".json"
-            key = f"photos/{i % 97:02d}/trip+{i % 31}/IMG%20{i:08d}{ext}"
+            key = quote_plus(sample_key(i), safe="/")  # S3's CSV encoding
             etag = f"{i:032x}"
             writer.writerow(
                 [SOURCE, key, 1000 + i % 5000, "2024-03-01T00:00:00.000Z", etag, "STANDARD"]

@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote_plus
@@ -441,6 +443,18 @@ def open_rows(manifest: Manifest, path: Path, name: str) -> RowReader:
     return ArrowRows(path, name, "ORC")
 
 
+_ROW_COLUMNS = (
+    "key",
+    "size",
+    "etag",
+    "versionid",
+    "islatest",
+    "isdeletemarker",
+    "lastmodifieddate",
+)
+"""The normalised columns an :class:`InventoryRow` is made of, in its field order."""
+
+
 class CsvGzRows:
     """Rows of a gzip CSV data file (no header; columns in ``fileSchema`` order)."""
 
@@ -458,36 +472,35 @@ class CsvGzRows:
         self._raw.close()
 
     def rows(self, start: int = 0) -> Iterator[InventoryRow]:
-        col = self._columns.get
-        ki = self._columns["key"]
-        si, ei, vi = col("size"), col("etag"), col("versionid")
-        li, di, mi = col("islatest"), col("isdeletemarker"), col("lastmodifieddate")
         width = self._width
+        # One C-level pick per row; a column the schema lacks reads the "" appended at
+        # index ``width``, which the conversions below turn into its default.
+        pick = itemgetter(*(self._columns.get(c, width) for c in _ROW_COLUMNS))
+        new_row = tuple.__new__
         text = io.TextIOWrapper(gzip.GzipFile(fileobj=self._raw), encoding="utf-8", newline="")
-        reader = csv.reader(text)
-        n = 0
+        n = start
         try:
-            for fields in reader:
-                n += 1
-                if n <= start:
-                    continue
+            for n, fields in enumerate(islice(csv.reader(text), start, None), start + 1):
                 if len(fields) != width:
                     raise InventoryError(
                         f"data file {self.name} row {n}: {len(fields)} columns, but fileSchema "
                         f"has {width}; the file does not belong to this manifest"
                     )
-                key = fields[ki]
+                fields.append("")
+                key, size, etag, version, latest, deleted, modified = pick(fields)
                 if "%" in key or "+" in key:
                     key = unquote_plus(key)
-                size_text = fields[si] if si is not None else ""
-                yield InventoryRow(
-                    key,
-                    int(size_text) if size_text else None,
-                    (fields[ei] or None) if ei is not None else None,
-                    (fields[vi] or None) if vi is not None else None,
-                    fields[li] != "false" if li is not None else True,
-                    fields[di] == "true" if di is not None else False,
-                    (fields[mi] or None) if mi is not None else None,
+                yield new_row(
+                    InventoryRow,
+                    (
+                        key,
+                        int(size) if size else None,
+                        etag or None,
+                        version or None,
+                        latest != "false",
+                        deleted == "true",
+                        modified or None,
+                    ),
                 )
         except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
             raise InventoryError(
@@ -498,17 +511,6 @@ class CsvGzRows:
             raise InventoryError(f"data file {self.name} row {n + 1}: not UTF-8 ({exc})") from exc
         except (csv.Error, ValueError) as exc:
             raise InventoryError(f"data file {self.name} row {n + 1}: {exc}") from exc
-
-
-_ARROW_COLUMNS = (
-    "key",
-    "size",
-    "etag",
-    "versionid",
-    "islatest",
-    "isdeletemarker",
-    "lastmodifieddate",
-)
 
 
 class ArrowRows:
@@ -539,8 +541,8 @@ class ArrowRows:
         actual = {normalise_column(n): n for n in names}
         if "key" not in actual:
             raise InventoryError(f"data file {name}: no 'key' column (columns: {', '.join(names)})")
-        self._columns = [actual[c] for c in _ARROW_COLUMNS if c in actual]
-        self._wanted = [c if c in actual else None for c in _ARROW_COLUMNS]
+        self._columns = [actual[c] for c in _ROW_COLUMNS if c in actual]
+        self._wanted = [c if c in actual else None for c in _ROW_COLUMNS]
         self._pa = pa
 
     def fraction(self) -> float:
