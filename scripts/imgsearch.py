@@ -483,24 +483,36 @@ def cmd_verify(ctx: Context) -> int:
 
 
 def cmd_serve(ctx: Context) -> int:
+    import socket
+
     import uvicorn
 
     from scripts.web.app import WebContext, create_app
 
-    web = WebContext.from_cli(ctx)
-    app = create_app(web)
     port = ctx.args.port
     if not 0 <= port <= 65535:
         raise CliError(f"--port {port}: use 1..65535 (0 picks a free port)")
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    web = WebContext.from_cli(ctx)
+    app = create_app(web)
+    # Bind first, so a busy port is one clear error before anything is printed.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(
+            f"--port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror})"
+        ) from exc
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     note(f"{PROG}: serving index {web.describe()} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
-    except SystemExit as exc:  # uvicorn exits when it cannot bind
-        raise CliError(f"--port {port}: cannot listen on 127.0.0.1:{port} (in use?)") from exc
+    finally:
+        sock.close()
     return EXIT_OK
 
 

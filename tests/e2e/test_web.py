@@ -1,0 +1,305 @@
+"""``imgsearch serve``: the JSON API, and the page in a real browser (headless Chromium).
+
+The server is the production app (:func:`scripts.web.app.create_app`) on 127.0.0.1,
+pointed at a seeded local cloud exactly as ``imgsearch serve --endpoint-url ...`` would
+be. The browser test drives Debian's ``/usr/bin/chromium`` with Playwright (no browser
+download) and checks what a user sees: thumbnails that really load, distances, paths,
+the prefix filter, the drop zone and the status panel.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from localcloud.cloud import LocalCloud
+from scripts.imgsearch import Context, build_parser
+from scripts.web.app import WebContext, create_app
+from tests.e2e.cli_harness import COLOURS, library, photo_jpeg, run_process, seeded_cloud
+from tests.e2e.conftest import assert_accounted
+
+pytestmark = pytest.mark.e2e
+__all__ = ["seeded_cloud"]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    cloud: LocalCloud
+    url: str
+
+
+@pytest.fixture(scope="module")
+def served(seeded_cloud: LocalCloud) -> Iterator[Served]:
+    with seeded_cloud.environ():
+        args = build_parser().parse_args(["serve", "--endpoint-url", seeded_cloud.endpoint])
+        app = create_app(WebContext.from_cli(Context(args)))
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the web server did not start"
+            time.sleep(0.05)
+        try:
+            yield Served(seeded_cloud, f"http://127.0.0.1:{port}")
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+def _get(served: Served, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(served.url + path, params=params, timeout=60)
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def test_text_search_api_returns_thumbnails_that_load(served: Served) -> None:
+    response = _get(served, "/api/search", text="blue", k=2)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert results[0]["key"] == "colours/blue.jpg"
+    assert results[0]["distance"] <= results[1]["distance"]
+    image = httpx.get(results[0]["thumbnail"], timeout=30)
+    assert image.status_code == 200
+    assert image.content == library(served.cloud)["colours/blue.jpg"]
+    assert "X-Amz-Signature=" in results[0]["thumbnail"]  # SigV4 presigned
+
+
+def test_image_upload_api_and_prefix_filter(served: Served) -> None:
+    data = library(served.cloud)["photos/astronaut.jpg"]
+    response = httpx.post(
+        served.url + "/api/search/image",
+        params={"k": 2, "name": "query.jpg"},
+        content=data,
+        headers={"Content-Type": "image/jpeg"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    keys = [r["key"] for r in response.json()["results"]]
+    assert keys == ["photos/astronaut.jpg", "photos/astronaut-small.jpg"]
+
+    response = _get(served, "/api/search", text="red", k=20, prefix="colours")
+    keys = [r["key"] for r in response.json()["results"]]
+    assert sorted(keys) == sorted(k for k in library(served.cloud) if k.startswith("colours/"))
+
+
+def test_api_errors_are_json_one_liners(served: Served) -> None:
+    for params, fragment in (
+        ({"text": "x", "k": 500}, "--k 500"),
+        ({"text": "x", "k": "many"}, "whole number"),
+        ({"text": ""}, "the query is empty"),
+        ({"text": "x", "filter": "{oops"}, "not valid JSON"),
+    ):
+        response = _get(served, "/api/search", **params)
+        assert response.status_code == 400, params
+        assert fragment in response.json()["error"]
+    bad = httpx.post(
+        served.url + "/api/search/image", content=b"GIF89a-not-really", timeout=30
+    ).json()
+    assert "not an image the model can search with" in bad["error"]
+    too_big = httpx.post(
+        served.url + "/api/search/image",
+        content=b"\xff" * (served.cloud.cfg.model.max_inline_image_bytes + 1),
+        timeout=60,
+    )
+    assert too_big.status_code == 413
+    assert httpx.post(served.url + "/api/search/image", content=b"", timeout=30).status_code == 400
+
+
+def test_status_and_info_api(served: Served) -> None:
+    status = _get(served, "/api/status").json()
+    assert status["queue"]["total"] == 0 and status["dlq"]["total"] == 0
+    assert status["last_hour"]["ImagesEmbedded"] == len(library(served.cloud))
+    info = _get(served, "/api/info").json()
+    assert info["index"] == served.cloud.cfg.index_name and info["max_k"] == 100
+    page = _get(served, "/")
+    assert page.status_code == 200 and "<title>imgsearch</title>" in page.text
+
+
+def test_serve_command_starts_and_answers(served: Served, tmp_path: Path) -> None:
+    """The real ``imgsearch serve`` process, then a bad port as a one-line error."""
+    import subprocess
+    import sys
+
+    from tests.e2e.cli_harness import REPO, clean_env
+
+    port = free_port()
+    env = {**clean_env(), **served.cloud.env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.imgsearch", "serve", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                info = httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "imgsearch serve did not answer"
+                time.sleep(0.2)
+        assert info.json()["vector_bucket"] == served.cloud.resources.vector_bucket
+        busy = run_process(served.cloud.env, "serve", "--port", str(port))
+        busy.one_line_error(f"--port {port}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+# --------------------------------------------------------------------------- the browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium "
+            "(apt-get install -y chromium); the browser test never downloads one"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.mark.browser
+def test_the_page_searches_and_shows_thumbnails(
+    served: Served, browser: Any, tmp_path: Path
+) -> None:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(served.url + "/")
+    page.wait_for_function("document.getElementById('info').textContent.startsWith('index ')")
+
+    # Text search: the colour query puts the red images first, and every thumbnail loads.
+    page.fill("#text", "red")
+    page.fill("#k", "3")
+    page.click("#search-btn")
+    page.wait_for_selector(".result")
+    paths = page.locator(".result .path").all_text_contents()
+    bucket = served.cloud.resources.source_bucket
+    assert set(paths[:2]) == {
+        f"s3://{bucket}/colours/red.jpg",
+        f"s3://{bucket}/colours/red-wide.png",
+    }
+    assert len(paths) == 3
+    distances = page.locator(".result .distance").all_text_contents()
+    assert all(d.startswith("distance ") for d in distances)
+    _assert_thumbnails_loaded(page, 3)
+
+    # Upload (file chooser): the photo and its half-size copy come first.
+    query = tmp_path / "query.jpg"
+    query.write_bytes(library(served.cloud)["photos/coffee.jpg"])
+    page.fill("#k", "2")
+    page.set_input_files("#file", str(query))
+    page.wait_for_function(
+        "document.querySelectorAll('.result').length === 2 && "
+        "document.querySelector('.result .path').textContent.endsWith('photos/coffee.jpg')"
+    )
+    assert page.locator(".result .path").all_text_contents()[1].endswith("photos/coffee-small.jpg")
+    _assert_thumbnails_loaded(page, 2)
+
+    # Drag and drop an image onto the drop zone, with the prefix filter on colours/.
+    page.fill("#prefix", "colours/")
+    page.fill("#k", "1")
+    data = base64.b64encode(_green_jpeg()).decode()
+    transfer = page.evaluate_handle(
+        """(b64) => {
+            const bin = atob(b64); const bytes = new Uint8Array(bin.length);
+            for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], "green.jpg", {type: "image/jpeg"}));
+            return dt;
+        }""",
+        data,
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_function(
+        "document.querySelectorAll('.result').length === 1 && "
+        "document.querySelector('.result .path').textContent.endsWith('colours/green.jpg')"
+    )
+    _assert_thumbnails_loaded(page, 1)
+
+    # An error from the API is shown, not swallowed; the status panel shows the pipeline.
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("a text file with an image's name")
+    page.set_input_files("#file", str(notes))
+    page.wait_for_selector("#message.error")
+    assert "not an image the model can search with" in page.text_content("#message")
+    assert page.locator(".result").count() == 0
+    # The browser itself refuses a k above the service's limit (max from /api/info).
+    page.fill("#k", "500")
+    assert page.evaluate("document.getElementById('k').checkValidity()") is False
+    page.wait_for_selector("#status dd[data-field='DLQ']")
+    assert page.text_content("#status dd[data-field='DLQ']") == "0"
+    embedded = page.text_content("#status dd[data-field='embedded (1 h)']")
+    assert embedded == str(len(library(served.cloud)))
+    assert errors == []
+    page.close()
+    assert_accounted(served.cloud)
+
+
+def _green_jpeg() -> bytes:
+    from tests.e2e.cli_harness import colour_jpeg
+
+    return colour_jpeg(COLOURS["green"], (48, 48))
+
+
+def _assert_thumbnails_loaded(page: Any, count: int) -> None:
+    page.wait_for_function(
+        f"[...document.querySelectorAll('.result img.thumb')].length === {count} && "
+        "[...document.querySelectorAll('.result img.thumb')]"
+        ".every(img => img.complete && img.naturalWidth > 0)",
+        timeout=20_000,
+    )
+
+
+def test_page_assets_are_self_contained(served: Served) -> None:
+    """No front-end build and no third-party URLs: the page works offline."""
+    html = _get(served, "/").text
+    assert "<script src=" not in html and "http://" not in html and "https://" not in html
+    assert json.loads(json.dumps(_get(served, "/api/info").json()))["default_k"] == 5
+    assert photo_jpeg  # the harness's photo helper is what seeded the library
