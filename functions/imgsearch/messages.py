@@ -115,15 +115,17 @@ def group_id(bucket: str, key: str, groups: int) -> str:
 def dedup_id(msg: ObjectMessage) -> str:
     """``MessageDeduplicationId`` for a message.
 
-    Upserts hash bucket, key and the object version (version id, else ETag), so a
-    live event and a backfill row for the same version collapse. Deletes also hash
-    the event's sequencer (or time): otherwise delete, re-upload, delete within the
-    five-minute window would drop the second delete and leave a stale vector.
+    Upserts hash bucket, key and the content's ETag (the version id only when there is
+    no ETag), so a live event and a backfill row for the same content collapse, also on
+    a versioned bucket whose current-versions inventory carries no version id. Deletes
+    also hash the version and the event's sequencer (or time): otherwise delete,
+    re-upload, delete within the five-minute window would drop the second delete and
+    leave a stale vector.
     """
-    version = msg.version_id or msg.etag or ""
     if msg.kind == "delete":
+        version = msg.version_id or msg.etag or ""
         return _digest(msg.bucket, msg.key, version, msg.sequencer or msg.event_time, "delete")
-    return _digest(msg.bucket, msg.key, version, "upsert")
+    return _digest(msg.bucket, msg.key, msg.etag or msg.version_id or "", "upsert")
 
 
 def to_send_entry(msg: ObjectMessage, groups: int, entry_id: str) -> dict[str, str]:

@@ -119,9 +119,19 @@ def test_live_event_and_backfill_of_the_same_version_share_a_dedup_id() -> None:
     assert dedup_id(newer) != dedup_id(live)
 
 
-def test_version_id_wins_over_etag_for_dedup() -> None:
-    a = from_s3_record(s3_record("a.jpg", eTag="same", versionId="v1"))
-    b = from_s3_record(s3_record("a.jpg", eTag="same", versionId="v2"))
+def test_versioned_live_event_and_current_versions_inventory_row_collapse() -> None:
+    # The stack's inventory lists current versions only, without a VersionId column,
+    # while events on a versioned bucket carry one: the ETag must decide.
+    live = from_s3_record(s3_record("a.jpg", eTag="same", versionId="v1"))
+    backfill = for_backfill("photos", "a.jpg", size=1234, etag="same")
+    assert dedup_id(live) == dedup_id(backfill)
+    changed = from_s3_record(s3_record("a.jpg", eTag="other", versionId="v2"))
+    assert dedup_id(changed) != dedup_id(live)
+
+
+def test_version_id_is_used_when_there_is_no_etag() -> None:
+    a = for_backfill("photos", "a.jpg", size=1, etag=None, version_id="v1")
+    b = for_backfill("photos", "a.jpg", size=1, etag=None, version_id="v2")
     assert dedup_id(a) != dedup_id(b)
 
 
