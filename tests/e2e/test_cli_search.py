@@ -262,3 +262,15 @@ def test_entry_point_process_and_missing_credentials(seeded_cloud: LocalCloud) -
     unreachable.pop("AWS_ENDPOINT_URL_SQS", None)
     run = run_process(unreachable, "get", "s3://b/k.jpg", timeout=180)
     run.one_line_error("cannot reach")
+
+
+def test_status_counts_what_the_pipeline_did(seeded_cloud: LocalCloud, capsys: Capsys) -> None:
+    run = run_cli(seeded_cloud, capsys, "status", "--output", "json")
+    assert run.code == 0, run.err
+    status = _json(run.out)
+    assert status["last_hour"]["ImagesEmbedded"] == len(library(seeded_cloud))  # type: ignore[index]
+    assert status["last_hour"]["PermanentFailures"] == 0  # type: ignore[index]
+    assert status["queue"]["total"] == 0 and status["dlq"]["total"] == 0  # type: ignore[index]
+    assert status["eta_seconds"] == 0.0
+    table = run_cli(seeded_cloud, capsys, "status")
+    assert f"  images embedded      {len(library(seeded_cloud))}" in table.out
