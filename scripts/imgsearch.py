@@ -378,6 +378,7 @@ def _dlq_list(ctx: Context) -> int:
                 ("receive count", e.receive_count),
                 ("sent", e.sent_at),
                 ("why", e.why),
+                ("body", e.body),
             ]
             if e.last_error is not None:
                 pairs.append(("failed at", e.last_error.time))

@@ -332,6 +332,8 @@ class Searcher:
             "image": image.source,
             "image_format": image.format,
             "image_dimensions": f"{image.width}x{image.height}",
+            "image_bytes": image.size,
+            "image_sent": "by S3 location" if image.s3_uri else "inline",
         }
         return self._query(vector, k, filter, query)
 

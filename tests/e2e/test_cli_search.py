@@ -274,3 +274,34 @@ def test_status_counts_what_the_pipeline_did(seeded_cloud: LocalCloud, capsys: C
     assert status["eta_seconds"] == 0.0
     table = run_cli(seeded_cloud, capsys, "status")
     assert f"  images embedded      {len(library(seeded_cloud))}" in table.out
+
+
+def test_a_large_s3_query_image_goes_by_s3_location(
+    seeded_cloud: LocalCloud, capsys: Capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Above the inline limit the query image is not downloaded: Bedrock reads it from S3."""
+    import dataclasses
+
+    from imgsearch.config import MODELS
+
+    model_id = seeded_cloud.cfg.model_id
+    small_limit = dataclasses.replace(MODELS[model_id], max_inline_image_bytes=4096)
+    monkeypatch.setitem(MODELS, model_id, small_limit)
+    bucket = seeded_cloud.resources.source_bucket
+    key = "photos/astronaut.jpg"
+    data = library(seeded_cloud)[key]
+    assert len(data) > 4096
+    run = run_cli(
+        seeded_cloud, capsys, "search", "--image", f"s3://{bucket}/{key}", "--k", "1",
+        "--output", "json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    result = _json(run.out)
+    assert result["query"]["image_sent"] == "by S3 location"  # type: ignore[index]
+    assert result["results"][0]["key"] == key  # type: ignore[index]
+    # A local file that large cannot go by location: the error points to S3.
+    local = tmp_path / "big.jpg"
+    local.write_bytes(data)
+    run_cli(seeded_cloud, capsys, "search", "--image", str(local)).one_line_error(
+        "big.jpg", "upload it to S3"
+    )
