@@ -49,6 +49,8 @@ MOVE_TASK_UNSUPPORTED = frozenset(
 PEEK_VISIBILITY_SECONDS = 30
 REDRIVE_VISIBILITY_SECONDS = 120
 LOG_LOOKBACK_MS = 60_000
+LOG_PAGES_MAX = 20
+"""FilterLogEvents pages read per message: a bounded look, not a scan of weeks of logs."""
 FAILURE_OUTCOMES = ("transient_failure", "permanent_failure")
 
 
@@ -196,6 +198,7 @@ class LogLookup:
         self.log_group = log_group
         self._note = note
         self._disabled = log_group is None
+        self._capped = False
 
     def last_failure(self, vkey: str, since_ms: int | None) -> LastError | None:
         if self._disabled or self.log_group is None:
@@ -208,7 +211,7 @@ class LogLookup:
             kwargs["startTime"] = max(0, since_ms - LOG_LOOKBACK_MS)
         found: LastError | None = None
         try:
-            while True:
+            for _ in range(LOG_PAGES_MAX):
                 response = self.logs.filter_log_events(**kwargs)
                 for event in response.get("events") or []:
                     record = _json_object(event.get("message"))
@@ -225,6 +228,13 @@ class LogLookup:
                 if not token:
                     return found
                 kwargs["nextToken"] = token
+            if not self._capped:
+                self._capped = True
+                self._note(
+                    f"stopped reading {self.log_group} after {LOG_PAGES_MAX} pages for a message; "
+                    "its last error may be older or newer than what is shown"
+                )
+            return found
         except CREDENTIAL_ERRORS:
             raise
         except ClientError as exc:

@@ -176,3 +176,67 @@ def test_send_entry_keeps_the_group_or_derives_the_objects() -> None:
     derived = _send_entry(cfg, {"MessageId": "m", "Body": body, "Attributes": {}}, "0")
     assert derived["MessageGroupId"] == group_id("photos", "c.jpg", cfg.message_groups)
     assert kept["MessageDeduplicationId"] == redrive_dedup_id("m") != redrive_dedup_id("m2")
+
+
+def _logs_client() -> Any:
+    return boto3.client(
+        "logs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+
+
+def test_log_lookup_keeps_the_latest_failure_line_of_the_object() -> None:
+    from scripts.dlq import LogLookup
+
+    client = _logs_client()
+    line = '{"level":"WARNING","vector_key":"%s","outcome":"%s","reason":"%s","detail":"d%s"}'
+    notes: list[str] = []
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "filter_log_events",
+            {
+                "events": [
+                    {
+                        "timestamp": 1000,
+                        "message": line % ("vk", "transient_failure", "throttled", 1),
+                    },
+                    {"timestamp": 2000, "message": line % ("other", "transient_failure", "x", 2)},
+                ],
+                "nextToken": "t",
+            },
+            {"logGroupName": "/g", "filterPattern": '"vk"', "startTime": 0},
+        )
+        stubber.add_response(
+            "filter_log_events",
+            {
+                "events": [
+                    {
+                        "timestamp": 3000,
+                        "message": line % ("vk", "transient_failure", "put_vectors_failed", 3),
+                    },
+                    {"timestamp": 4000, "message": line % ("vk", "embedded", "", 4)},
+                    {"timestamp": 5000, "message": "START RequestId: vk"},
+                ]
+            },
+            {"logGroupName": "/g", "filterPattern": '"vk"', "startTime": 0, "nextToken": "t"},
+        )
+        found = LogLookup(client, "/g", notes.append).last_failure("vk", 1)
+    assert found is not None
+    assert (found.reason, found.detail, found.time) == (
+        "put_vectors_failed",
+        "d3",
+        "1970-01-01T00:00:03Z",
+    )
+    assert notes == []
+
+
+def test_log_lookup_without_a_log_group_says_so_once() -> None:
+    from scripts.dlq import LogLookup
+
+    client = _logs_client()
+    notes: list[str] = []
+    with Stubber(client) as stubber:
+        stubber.add_client_error("filter_log_events", "ResourceNotFoundException", "no group")
+        lookup = LogLookup(client, "/aws/lambda/x", notes.append)
+        assert lookup.last_failure("a", None) is None
+        assert lookup.last_failure("b", None) is None  # no second call
+    assert len(notes) == 1 and "/aws/lambda/x not found" in notes[0]
