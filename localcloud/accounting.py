@@ -17,6 +17,7 @@ Objects that no longer exist must have no vector, unless their delete is in the 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,9 +74,12 @@ class Ledger:
         self._last: dict[ObjectId, Outcome] = {}
         self.counts: Counter[str] = Counter()
         self.failures_by_reason: Counter[str] = Counter()
+        self.last_at = 0.0
+        """``time.perf_counter()`` when the last outcome was recorded (for benchmarks)."""
 
     def record(self, outcome: Outcome) -> None:
         with self._lock:
+            self.last_at = time.perf_counter()
             self.counts[outcome.outcome] += 1
             if outcome.outcome == "permanent_failure":
                 self.failures_by_reason[outcome.reason or "unknown"] += 1

@@ -48,7 +48,8 @@ class FaultRule:
     fraction: float | None = None
     """Fire for this fraction of matching calls (seeded random)."""
     latency_seconds: float = 0.0
-    """Delay added to matching calls (before the answer or the error)."""
+    """Delay added to matching calls. For Bedrock it is the model's time: a call takes
+    at least this long in all (the stand-in's own work counts towards it)."""
     match: str | None = None
     """Only requests whose body contains this string."""
     message: str | None = None
@@ -140,7 +141,7 @@ class Faults:
         )
 
     def bedrock_latency(self, seconds: float) -> FaultRule:
-        """Every InvokeModel call takes ``seconds`` longer (the model's own latency)."""
+        """Every InvokeModel call takes at least ``seconds`` (a model's latency)."""
         return self.add(FaultRule("bedrock", None, "InvokeModel", latency_seconds=seconds))
 
     def s3vectors_error(

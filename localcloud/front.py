@@ -146,8 +146,12 @@ class FrontApp:
         self, environ: dict[str, Any], start_response: StartResponse, model_id: str
     ) -> list[bytes]:
         body = _read_body(environ)
+        started = time.monotonic()
         self._count("bedrock:InvokeModel")
-        self._apply_faults("bedrock", "InvokeModel", body)
+        decision = self.faults.decide("bedrock", "InvokeModel", body)
+        if decision.error is not None:
+            time.sleep(decision.delay)
+            raise decision.error
         answer = bedrock.invoke_model(
             model_id,
             body,
@@ -155,6 +159,8 @@ class FrontApp:
             content_type=environ.get("CONTENT_TYPE"),
             accept=environ.get("HTTP_ACCEPT"),
         )
+        # Injected latency is the model's total time: the stand-in's own work counts.
+        time.sleep(max(0.0, decision.delay - (time.monotonic() - started)))
         return _json_response(
             start_response,
             200,

@@ -26,6 +26,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
@@ -209,6 +210,8 @@ class FunctionPool:
         self._lock = threading.Condition()
         self._closed = False
         self.stats: Counter[str] = Counter()
+        self.busy_seconds = 0.0
+        """Total handler time of all invocations (what Lambda bills as duration)."""
 
     def warm(self, count: int | None = None, timeout: float = 60.0) -> None:
         """Start ``count`` environments now (default: all) and wait for their init."""
@@ -280,7 +283,9 @@ class FunctionPool:
             )
         finally:
             self._release(worker)
-        self.stats["invocations"] += 1
+        with self._lock:
+            self.stats["invocations"] += 1
+            self.busy_seconds += result.duration_ms / 1000.0
         if not result.ok:
             self.stats["errors"] += 1
         if result.timed_out:
@@ -353,7 +358,15 @@ def successes(batch: list[dict[str, Any]], result: InvocationResult) -> list[dic
 
 
 class SqsEventSource:
-    """Lambda's event source mapping for one FIFO queue (see the module docstring)."""
+    """Lambda's event source mapping for one FIFO queue (see the module docstring).
+
+    As in Lambda, polling is separate from invoking: receiver threads keep up to
+    ``max_concurrency`` batches ready beyond those running, so a free environment
+    starts on the next batch at once and the receive and delete round trips do not
+    eat into the function's concurrency.
+    """
+
+    RECEIVERS = 2
 
     def __init__(
         self,
@@ -376,41 +389,83 @@ class SqsEventSource:
         self.max_concurrency = max_concurrency
         self.wait_seconds = wait_seconds
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._enabled = threading.Event()
+        self._enabled.set()
+        self._receivers: list[threading.Thread] = []
+        self._invokers: list[threading.Thread] = []
+        self._slots = threading.BoundedSemaphore(2 * max_concurrency)
+        self._ready: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._groups_in_flight: set[str] = set()
+        self._parked = 0
+        self._parked_cond = threading.Condition()
         self.in_flight = 0
+        """Batches received and not yet finished (invoked and deleted)."""
         self.stats: Counter[str] = Counter()
 
     def start(self) -> None:
-        for i in range(self.max_concurrency):
-            t = threading.Thread(target=self._poll, name=f"esm-{i}", daemon=True)
+        for i in range(self.RECEIVERS):
+            t = threading.Thread(target=self._receive_loop, name=f"esm-poll-{i}", daemon=True)
             t.start()
-            self._threads.append(t)
+            self._receivers.append(t)
+        for i in range(2 * self.max_concurrency):
+            t = threading.Thread(target=self._invoke_loop, name=f"esm-invoke-{i}", daemon=True)
+            t.start()
+            self._invokers.append(t)
 
     def stop(self) -> None:
         self._stop.set()
-        for t in self._threads:
+        self._enabled.set()
+        for t in self._receivers:
             t.join(timeout=self.wait_seconds + 5)
+        for _ in self._invokers:
+            self._ready.put(None)
+        for t in self._invokers:
+            t.join(timeout=5)
 
-    def _poll(self) -> None:
+    def disable(self, timeout: float = 30.0) -> None:
+        """Stop polling, like disabling the event source mapping.
+
+        Returns once every receiver is parked; batches already received still run.
+        Nothing more is received until :meth:`enable`.
+        """
+        self._enabled.clear()
+        deadline = time.monotonic() + timeout
+        with self._parked_cond:
+            while self._parked < len(self._receivers):
+                if not self._parked_cond.wait(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError("the event source's pollers did not stop in time")
+
+    def enable(self) -> None:
+        self._enabled.set()
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled.is_set()
+
+    # ------------------------------------------------------------------ receiving
+
+    def _park_while_disabled(self) -> None:
+        if self._enabled.is_set():
+            return
+        with self._parked_cond:
+            self._parked += 1
+            self._parked_cond.notify_all()
+        self._enabled.wait()
+        with self._parked_cond:
+            self._parked -= 1
+
+    def _receive_loop(self) -> None:
         client = self._factory()
         while not self._stop.is_set():
-            try:
-                reply = client.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=self.wait_seconds,
-                    MessageSystemAttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                )
-            except Exception:  # the queue went away at shutdown, or a passing error
-                if self._stop.wait(0.2):
-                    return
-                self.stats["receive_errors"] += 1
+            self._park_while_disabled()
+            if self._stop.is_set():
+                return
+            if not self._slots.acquire(timeout=0.5):
                 continue
-            batch = reply.get("Messages", [])
+            batch = self._receive(client)
             if not batch:
+                self._slots.release()
                 continue
             groups = {m.get("Attributes", {}).get("MessageGroupId", "") for m in batch}
             with self._lock:
@@ -420,38 +475,76 @@ class SqsEventSource:
                     self.stats["group_conflicts"] += 1
                 self._groups_in_flight |= groups
                 self.in_flight += 1
+            self._ready.put(batch)
+
+    def _receive(self, client: Any) -> list[dict[str, Any]]:
+        try:
+            reply = client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=self.wait_seconds,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+        except Exception:  # the queue went away at shutdown, or a passing error
+            if not self._stop.wait(0.2):
+                self.stats["receive_errors"] += 1
+            return []
+        messages: list[dict[str, Any]] = reply.get("Messages", [])
+        return messages
+
+    # ------------------------------------------------------------------ invoking
+
+    def _invoke_loop(self) -> None:
+        client = self._factory()
+        while True:
+            batch = self._ready.get()
+            if batch is None:
+                return
+            groups = {m.get("Attributes", {}).get("MessageGroupId", "") for m in batch}
             try:
-                self.stats["batches"] += 1
-                self.stats["messages"] += len(batch)
-                try:
-                    result = self.pool.invoke(sqs_event(batch, self.queue_arn, self.region))
-                finally:
-                    # Released before the delete: the queue keeps the groups locked until
-                    # then, so a conflict seen after this point is a real one.
-                    with self._lock:
-                        self._groups_in_flight -= groups
-                done = successes(batch, result)
-                if done is None:
-                    self.stats["batch_failures"] += 1
-                    self.stats["messages_failed"] += len(batch)
-                else:
-                    self.stats["messages_failed"] += len(batch) - len(done)
-                    self._delete(client, done)
+                self._run(client, batch, groups)
             finally:
                 with self._lock:
                     self.in_flight -= 1
+                self._slots.release()
+
+    def _run(self, client: Any, batch: list[dict[str, Any]], groups: set[str]) -> None:
+        self.stats["batches"] += 1
+        self.stats["messages"] += len(batch)
+        try:
+            result = self.pool.invoke(sqs_event(batch, self.queue_arn, self.region))
+        except WorkerDied as exc:
+            result = InvocationResult(
+                ok=False, error={"errorType": "Runtime.ExitError", "errorMessage": str(exc)}
+            )
+        finally:
+            # Released before the delete: the queue keeps the groups locked until then,
+            # so a conflict seen after this point is a real one.
+            with self._lock:
+                self._groups_in_flight -= groups
+        done = successes(batch, result)
+        if done is None:
+            self.stats["batch_failures"] += 1
+            self.stats["messages_failed"] += len(batch)
+            return
+        self.stats["messages_failed"] += len(batch) - len(done)
+        self._delete(client, done)
 
     def _delete(self, client: Any, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
-            if not chunk:
+            try:
+                reply = client.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(chunk)
+                    ],
+                )
+            except Exception:  # the message comes back after its visibility timeout
+                self.stats["delete_errors"] += len(chunk)
                 continue
-            reply = client.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-                ],
-            )
             self.stats["messages_deleted"] += len(reply.get("Successful", []))
             self.stats["delete_errors"] += len(reply.get("Failed", []))
 
