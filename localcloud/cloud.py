@@ -183,6 +183,8 @@ class LocalCloud:
         runtime: bool = True,
         fault_seed: int = 1,
         extra_env: dict[str, str] | None = None,
+        port: int = 0,
+        sqs_port: int = 0,
     ) -> LocalCloud:
         """Start everything, create the stack's resources, start the runtime.
 
@@ -190,7 +192,8 @@ class LocalCloud:
         ``runtime=False`` starts only the services (no Lambda functions run).
         ``router_handler`` / ``embedder_handler`` replace the production handlers
         (tests of the runtime itself use small handlers of their own), and
-        ``extra_env`` is added to both functions' environment.
+        ``extra_env`` is added to both functions' environment. ``port`` and
+        ``sqs_port`` fix the endpoints' ports (0: any free port).
         """
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError(
@@ -202,7 +205,7 @@ class LocalCloud:
             base = cfg if cfg is not None else load_config()
             if overrides:
                 base = PipelineConfig.from_mapping({**base.as_dict(), **overrides})
-            cloud._start(base, region, log_file, fault_seed)
+            cloud._start(base, region, log_file, fault_seed, port, sqs_port)
             cloud.lambda_env.update(extra_env or {})
             if runtime:
                 cloud._start_runtime(router_handler, embedder_handler)
@@ -212,7 +215,13 @@ class LocalCloud:
         return cloud
 
     def _start(
-        self, base: PipelineConfig, region: str | None, log_file: Path | str | None, seed: int
+        self,
+        base: PipelineConfig,
+        region: str | None,
+        log_file: Path | str | None,
+        seed: int,
+        port: int = 0,
+        sqs_port: int = 0,
     ) -> None:
         from moto.moto_api._internal.models import moto_api_backend
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -221,7 +230,7 @@ class LocalCloud:
         moto_api_backend.reset()
         self.faults = Faults(seed=seed)
         self.logs = LogRecorder(self.ledger, Path(log_file) if log_file else None)
-        self._sqs = start_sqs()
+        self._sqs = start_sqs(sqs_port)
         self.front = FrontApp(
             DomainDispatcherApplication(create_backend_app),
             self.faults,
@@ -229,7 +238,7 @@ class LocalCloud:
             status=self.status,
         )
         self._server = make_server(
-            "127.0.0.1", 0, self.front, threaded=True, request_handler=_QuietHandler.make()
+            "127.0.0.1", port, self.front, threaded=True, request_handler=_QuietHandler.make()
         )
         threading.Thread(
             target=self._server.serve_forever, name="localcloud-front", daemon=True
