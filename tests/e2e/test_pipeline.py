@@ -114,3 +114,15 @@ def test_only_selected_keys_are_indexed(make_cloud: Callable[..., LocalCloud]) -
         vector_key(bucket, "photos/a.jpg"),
         vector_key(bucket, "scans/B.JPG"),
     }
+
+
+def test_marengo_pipeline(make_cloud: Callable[..., LocalCloud]) -> None:
+    from imgsearch.config import MARENGO_3
+
+    cloud = make_cloud(model_id=MARENGO_3.model_id, dimension=MARENGO_3.default_dimension)
+    for s in sample_set(("rocket", "coffee"), variants=("cropped",), max_side=128):
+        upload(cloud, s.key, s.data)
+    upload(cloud, "photos/anim.gif", encode(photo("retina", 64), "GIF"))  # Marengo: no GIF
+    report = assert_accounted(cloud)
+    assert (report.vectors, report.permanent_failures) == (4, 1)
+    assert nearest(cloud, text="blue", k=1)[0][0].startswith("photos/rocket")
