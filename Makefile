@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK := npx --no-install cdk
 
-.PHONY: install build test lint typecheck unit synth deploy destroy diff demo local bench clean
+.PHONY: install chromium build test lint typecheck unit synth deploy destroy diff demo local bench clean
 
 # ---------------------------------------------------------------- install
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -20,7 +20,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed ## Python venv + Node tools
+# Debian's Chromium for the web page's browser test (Playwright never downloads a browser here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+install: $(VENV)/.installed node_modules/.installed chromium ## Python venv, Node tools, Chromium
 
 # Lambda runtime dependencies, installed once for the Lambda platform (no Docker).
 build: install ## Lambda dependencies for both architectures
