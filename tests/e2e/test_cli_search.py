@@ -11,6 +11,7 @@ from imgsearch.config import LIMITS
 from imgsearch.messages import vector_key
 from localcloud.cloud import LocalCloud
 from tests.e2e.cli_harness import (
+    CliRun,
     library,
     photo_jpeg,
     run_cli,
@@ -162,10 +163,8 @@ def test_bad_input_is_one_line_and_non_zero(
     run.one_line_error(*fragments)
 
 
-def run_cli_or_exit(cloud: LocalCloud, capsys: Capsys, *argv: str):  # type: ignore[no-untyped-def]
+def run_cli_or_exit(cloud: LocalCloud, capsys: Capsys, *argv: str) -> CliRun:
     """argparse usage errors exit via SystemExit; catch it like a shell would."""
-    from tests.e2e.cli_harness import CliRun
-
     try:
         return run_cli(cloud, capsys, *argv)
     except SystemExit as exc:
