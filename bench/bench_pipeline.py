@@ -111,12 +111,13 @@ def main() -> None:
         f"pipeline benchmark: {args.images} images ({megabytes:.1f} MB), "
         f"{args.concurrency} embedder environments, model latency {args.latency * 1000:.0f} ms"
     )
+    groups = load_config().message_groups
     spread = run(
-        "64 message groups",
+        f"{groups} message groups",
         images,
         concurrency=args.concurrency,
         latency=args.latency,
-        groups=64,
+        groups=groups,
     )
     print(spread.line())
     if not args.skip_single_group:
