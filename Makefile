@@ -62,10 +62,10 @@ destroy: install
 	$(CDK) destroy $(CDK_ARGS)
 
 # ---------------------------------------------------------------- local
-demo: build ## the whole pipeline on this machine, no AWS account
+demo: install ## the whole pipeline on this machine, no AWS account
 	$(PY) -m localcloud.demo
 
-local: build ## just the local cloud, for the AWS CLI / scripts in another terminal
+local: install ## just the local cloud, for the AWS CLI / scripts in another terminal
 	$(PY) -m localcloud
 
 bench: build

@@ -22,12 +22,10 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from imgsearch.config import PipelineConfig
+from imgsearch.config import EMBEDDER_HANDLER, ROUTER_HANDLER, PipelineConfig
 from infra.bundling import lambda_code
 from infra.notifications import notification_filters
 
-ROUTER_HANDLER = "imgsearch.handlers.router.lambda_handler"
-EMBEDDER_HANDLER = "imgsearch.handlers.embedder.lambda_handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 

@@ -47,7 +47,13 @@ import boto3
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from imgsearch.config import ConfigError, PipelineConfig, load_config
+from imgsearch.config import (
+    EMBEDDER_HANDLER,
+    ROUTER_HANDLER,
+    ConfigError,
+    PipelineConfig,
+    load_config,
+)
 from imgsearch.messages import MessageError, parse_message
 from imgsearch.selection import KeySelection
 from infra.notifications import notification_filters
@@ -66,8 +72,6 @@ from localcloud.runtime import (
 )
 from localcloud.sqs import SqsServer, start_sqs
 
-ROUTER_HANDLER = "imgsearch.handlers.router.lambda_handler"
-EMBEDDER_HANDLER = "imgsearch.handlers.embedder.lambda_handler"
 DEFAULT_REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 ROUTER_CONCURRENCY = 2

@@ -22,6 +22,10 @@ from typing import Any, Literal, get_args, get_type_hints
 ENV_PREFIX = "IMGSEARCH_"
 """Every config field travels to the Lambdas as ``IMGSEARCH_<FIELD_NAME>``."""
 
+ROUTER_HANDLER = "imgsearch.handlers.router.lambda_handler"
+EMBEDDER_HANDLER = "imgsearch.handlers.embedder.lambda_handler"
+"""Lambda handler strings (asset root ``functions/``): the stack and the local runtime."""
+
 
 class ConfigError(ValueError):
     """Invalid configuration: the message names the key and what is allowed."""
@@ -473,6 +477,7 @@ def _validate(cfg: PipelineConfig) -> None:
 
 
 __all__ = [
+    "EMBEDDER_HANDLER",
     "IMAGE_SUFFIXES",
     "LIMITS",
     "MARENGO_3",
@@ -480,6 +485,7 @@ __all__ = [
     "MODELS",
     "NOVA_MME",
     "PRICES",
+    "ROUTER_HANDLER",
     "ConfigError",
     "MetricNames",
     "ModelSpec",
