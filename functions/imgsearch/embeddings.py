@@ -268,13 +268,15 @@ def parse_response(
             f"expected a {dimension}-dimension embedding, got {len(vector)}",
             transient=True,
         )
+    # Element by element, not by a sum: math.fsum raises ValueError on inf + -inf and
+    # OverflowError on large finite values, which would escape as an unexpected error.
     try:
-        total = math.fsum(vector)
+        finite = all(map(math.isfinite, vector))
     except TypeError as exc:
         raise EmbeddingError(
             INVALID_RESPONSE, "embedding contains non-numbers", transient=True
         ) from exc
-    if not math.isfinite(total):
+    if not finite:
         raise EmbeddingError(INVALID_RESPONSE, "embedding contains NaN or Infinity", transient=True)
     return list(map(float, vector))
 

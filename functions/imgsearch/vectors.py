@@ -201,7 +201,7 @@ def validate_vector(
         raise VectorRejected(
             WRONG_DIMENSION, f"vector has {len(data)} dimensions; the index has {dimension}"
         )
-    if not math.isfinite(math.fsum(data)):
+    if not all(map(math.isfinite, data)):  # not fsum: it raises on inf + -inf
         bad = next(i for i, x in enumerate(data) if not math.isfinite(x))
         raise VectorRejected(NON_FINITE, f"vector element {bad} is {data[bad]!r}")
     if distance_metric == "cosine" and not any(data):

@@ -166,6 +166,7 @@ def test_parse_nova_and_marengo_responses() -> None:
         (json.dumps({"embeddings": [{"embedding": "x"}]}).encode(), "no embedding list"),
         (b'{"embeddings": [{"embedding": [0.1, NaN, 0.2]}]}', "NaN or Infinity"),
         (b'{"embeddings": [{"embedding": [0.1, Infinity, 0.2]}]}', "NaN or Infinity"),
+        (b'{"embeddings": [{"embedding": [Infinity, -Infinity, 0.2]}]}', "NaN or Infinity"),
         (json.dumps({"embeddings": [{"embedding": [0.1, "a", 0.2]}]}).encode(), "non-numbers"),
     ],
 )

@@ -142,6 +142,10 @@ def test_validate_vector_rules() -> None:
             validate_vector([0.1, bad, 0.3])
         assert err.value.reason == "non_finite_vector"
         assert "element 1" in err.value.detail
+    with pytest.raises(VectorRejected) as err:  # a sum would raise ValueError here
+        validate_vector([math.inf, -math.inf, 0.3])
+    assert (err.value.reason, err.value.detail) == ("non_finite_vector", "vector element 0 is inf")
+    validate_vector([1e308, 1e308, 0.3])  # finite; a sum would overflow
     with pytest.raises(VectorRejected) as err:
         validate_vector([0.1] * 5, dimension=4)
     assert err.value.reason == "wrong_dimension"
