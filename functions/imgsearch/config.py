@@ -62,7 +62,8 @@ NOVA_MME = ModelSpec(
     family="nova",
     dimensions=(256, 384, 1024, 3072),
     default_dimension=1024,
-    max_inline_image_bytes=18 * 1024 * 1024,
+    # 18 MB, not MiB: base64 of 18 MiB is 25,165,824 bytes, over the 25 MB body cap.
+    max_inline_image_bytes=18_000_000,
     max_image_bytes=50 * 1024 * 1024,
     max_text_chars=50_000,
 )

@@ -12,7 +12,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from imgsearch.config import MARENGO_3, NOVA_MME
+from imgsearch.config import LIMITS, MARENGO_3, NOVA_MME
 from imgsearch.embeddings import (
     Embedder,
     EmbeddingError,
@@ -107,6 +107,18 @@ def test_inline_bytes_above_the_limit_are_refused() -> None:
     with pytest.raises(EmbeddingError) as err:
         image_request(MARENGO_3, purpose="X", dimension=512, image_format="jpeg", data=big)
     assert err.value.reason == "too_large"
+
+
+@pytest.mark.parametrize("model", [NOVA_MME, MARENGO_3], ids=lambda m: m.family)
+def test_largest_inline_image_fits_the_invoke_model_body(model: Any) -> None:
+    body = image_request(
+        model,
+        purpose="GENERIC_INDEX",
+        dimension=model.default_dimension,
+        image_format="png",
+        data=b"\0" * model.max_inline_image_bytes,
+    )
+    assert len(encode_request(body).encode()) <= LIMITS.invoke_model_max_body_bytes
 
 
 def test_exactly_one_image_source() -> None:
