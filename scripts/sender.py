@@ -37,6 +37,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from imgsearch.enqueue import settle_batch
 from scripts.cli_common import CliError, describe_aws_error, error_code
 
 THROTTLING_CODES = frozenset(
@@ -267,24 +268,16 @@ class BatchSender:
         self, pending: list[dict[str, str]], response: dict[str, Any], result: SendResult
     ) -> tuple[list[dict[str, str]], bool, str]:
         """Count successes; return entries to retry, whether SQS throttled, last error."""
-        result.sent += len(response.get("Successful") or [])
-        by_id = {e["Id"]: e for e in pending}
-        retry: list[dict[str, str]] = []
-        throttled = False
-        last_error = ""
-        for failure in response.get("Failed") or []:
-            entry = by_id.get(str(failure.get("Id")))
-            if entry is None:
-                continue
-            code = str(failure.get("Code", ""))
-            message = str(failure.get("Message", ""))
-            last_error = f"{code}: {message}"
-            if failure.get("SenderFault"):
-                result.rejected.append(Rejected(entry["MessageBody"], code, message))
-            else:
-                throttled = throttled or code in THROTTLING_CODES
-                retry.append(entry)
-        return retry, throttled, last_error
+        settled = settle_batch(pending, response)
+        result.sent += settled.sent
+        result.rejected.extend(
+            Rejected(f.entry["MessageBody"], f.code, f.message) for f in settled.rejected
+        )
+        retry = settled.retry
+        throttled = any(f.code in THROTTLING_CODES for f in retry)
+        last = settled.failures[-1] if settled.failures else None
+        last_error = f"{last.code}: {last.message}" if last else ""
+        return [dict(f.entry) for f in retry], throttled, last_error
 
 
 # --------------------------------------------------------------------------- many batches

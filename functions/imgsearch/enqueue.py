@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -74,6 +74,69 @@ def messages_from_event(
             continue
         messages.append(msg)
     return messages, skipped
+
+
+@dataclass(frozen=True)
+class EntryFailure:
+    """One ``SendMessageBatch`` entry SQS did not accept, and why."""
+
+    entry: Mapping[str, str]
+    code: str
+    message: str
+    sender_fault: bool
+    """SQS says the entry itself is invalid: resending it cannot succeed."""
+
+
+NOT_IN_RESPONSE = "NotInResponse"
+"""Code for an entry the response lists neither as successful nor as failed."""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A ``SendMessageBatch`` response held against the entries that were sent."""
+
+    sent: int
+    failures: list[EntryFailure]
+    """In the response's order; entries the response did not mention come last."""
+
+    @property
+    def rejected(self) -> list[EntryFailure]:
+        return [f for f in self.failures if f.sender_fault]
+
+    @property
+    def retry(self) -> list[EntryFailure]:
+        return [f for f in self.failures if not f.sender_fault]
+
+
+def settle_batch(entries: Sequence[Mapping[str, str]], response: Mapping[str, Any]) -> Settlement:
+    """Which of ``entries`` SQS accepted, rejected (``SenderFault``) or should get again.
+
+    Matched by ``Id``: ids the request did not carry and repeated ids count once or
+    not at all, and an entry the response does not mention is to be sent again,
+    never taken as sent. Shared by the router and the backfill sender.
+    """
+    by_id = {e["Id"]: e for e in entries}
+    sent = 0
+    failures: list[EntryFailure] = []
+    for ok in response.get("Successful") or []:
+        if by_id.pop(str(ok.get("Id")), None) is not None:
+            sent += 1
+    for bad in response.get("Failed") or []:
+        entry = by_id.pop(str(bad.get("Id")), None)
+        if entry is not None:
+            failures.append(
+                EntryFailure(
+                    entry,
+                    str(bad.get("Code", "")),
+                    str(bad.get("Message", "")),
+                    bool(bad.get("SenderFault")),
+                )
+            )
+    failures.extend(
+        EntryFailure(entry, NOT_IN_RESPONSE, "the response did not mention this entry", False)
+        for entry in by_id.values()
+    )
+    return Settlement(sent, failures)
 
 
 @dataclass
@@ -142,27 +205,20 @@ def _send_batch(
         attempt += 1
         report.attempts += 1
         response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(entries.values()))
-        for ok in response.get("Successful") or []:
-            if entries.pop(ok["Id"], None) is not None:
-                report.sent += 1
-        retry: dict[str, dict[str, str]] = {}
-        for bad in response.get("Failed") or []:
-            entry = entries.pop(bad["Id"], None)
-            if entry is None:
-                continue
-            if bad.get("SenderFault") or attempt >= backoff.max_attempts:
+        settled = settle_batch(list(entries.values()), response)
+        report.sent += settled.sent
+        entries = {}
+        for failure in settled.failures:
+            if failure.sender_fault or attempt >= backoff.max_attempts:
                 report.failed.append(
                     {
-                        "Id": bad["Id"],
-                        "Code": str(bad.get("Code", "")),
-                        "Message": str(bad.get("Message", "")),
-                        "MessageBody": entry["MessageBody"],
+                        "Id": failure.entry["Id"],
+                        "Code": failure.code,
+                        "Message": failure.message,
+                        "MessageBody": failure.entry["MessageBody"],
                     }
                 )
             else:
-                retry[bad["Id"]] = entry
-        # Entries in neither list (should not happen) are retried too, never dropped.
-        retry.update(entries)
-        entries = retry
+                entries[failure.entry["Id"]] = dict(failure.entry)
         if entries:
             backoff.wait(attempt)

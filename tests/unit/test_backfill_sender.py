@@ -305,3 +305,17 @@ def test_dispatcher_keeps_at_most_max_in_flight_batches() -> None:
     dispatcher.close()
     assert sorted(f.result().seq for f in done) == [0, 1, 2, 3]
     assert all(f.result().sent == 10 for f in done)
+
+
+def test_an_entry_the_response_does_not_mention_is_resent_not_lost(sqs: Any) -> None:
+    entries = _entries(3)
+    with Stubber(sqs) as stub:
+        stub.add_response(
+            "send_message_batch", _ok(entries[:2]), {"QueueUrl": URL, "Entries": entries}
+        )
+        stub.add_response(
+            "send_message_batch", _ok(entries[2:]), {"QueueUrl": URL, "Entries": entries[2:]}
+        )
+        result = _sender(sqs, Sleeps()).send(Batch(0, entries))
+        stub.assert_no_pending_responses()
+    assert (result.sent, result.calls, result.rejected) == (3, 2, [])

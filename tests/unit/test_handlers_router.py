@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from imgsearch.config import METRICS
-from imgsearch.enqueue import messages_from_event, send_messages
+from imgsearch.enqueue import NOT_IN_RESPONSE, messages_from_event, send_messages, settle_batch
 from imgsearch.messages import for_backfill, group_id, parse_message
 from imgsearch.selection import KeySelection
 from tests.unit.imaging import jpeg
@@ -245,3 +245,36 @@ def test_messages_from_event_reads_every_record() -> None:
     messages, skipped = messages_from_event(event, selection)
     assert [(m.key, m.etag, m.size) for m in messages] == [("x y.jpg", "e-2", 5)]
     assert [s.reason for s in skipped] == ["not_object_event"]
+
+
+def test_settle_batch_matches_by_id_and_never_takes_silence_for_success() -> None:
+    entries = [{"Id": str(i), "MessageBody": f"b{i}"} for i in range(4)]
+    settled = settle_batch(
+        entries,
+        {
+            "Successful": [{"Id": "0"}, {"Id": "0"}, {"Id": "99"}],
+            "Failed": [
+                {"Id": "1", "SenderFault": True, "Code": "InvalidMessageContents", "Message": "m"},
+                {"Id": "2", "SenderFault": False, "Code": "InternalError"},
+            ],
+        },
+    )
+    assert settled.sent == 1  # a repeated id counts once, an unknown id not at all
+    assert [(f.entry["Id"], f.code) for f in settled.rejected] == [("1", "InvalidMessageContents")]
+    assert [(f.entry["Id"], f.code) for f in settled.retry] == [
+        ("2", "InternalError"),
+        ("3", NOT_IN_RESPONSE),
+    ]
+
+
+def test_entries_missing_from_the_response_are_retried_then_reported() -> None:
+    sqs = _sqs()
+    with Stubber(sqs) as stub:
+        for _ in range(3):
+            stub.add_response("send_message_batch", {"Successful": [], "Failed": []})
+        report = send_messages(
+            sqs, "q", _messages(1), groups=64, max_attempts=3, sleep=lambda _: None
+        )
+        stub.assert_no_pending_responses()
+    assert report.sent == 0
+    assert [f["Code"] for f in report.failed] == [NOT_IN_RESPONSE]
