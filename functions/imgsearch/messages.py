@@ -162,7 +162,9 @@ def from_s3_record(record: dict[str, Any]) -> ObjectMessage:
         raise MessageError(f"S3 event record: missing field {exc}") from exc
     if name.startswith("ObjectCreated:"):
         kind: Kind = "upsert"
-    elif name.startswith("ObjectRemoved:"):
+    elif name.startswith(("ObjectRemoved:", "LifecycleExpiration:")):
+        # A lifecycle expiry removes the object too, but S3 reports it only as
+        # LifecycleExpiration:* (never as ObjectRemoved:*).
         kind = "delete"
     else:
         raise MessageError(f"S3 event record: field 'eventName' {name!r} is not an object event")

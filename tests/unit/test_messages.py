@@ -63,7 +63,12 @@ def test_created_event_becomes_upsert_with_unquoted_etag() -> None:
 
 
 def test_removed_events_become_deletes_without_size() -> None:
-    for name in ("ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated"):
+    for name in (
+        "ObjectRemoved:Delete",
+        "ObjectRemoved:DeleteMarkerCreated",
+        "LifecycleExpiration:Delete",
+        "LifecycleExpiration:DeleteMarkerCreated",
+    ):
         msg = from_s3_record(s3_record("a.jpg", name=name))
         assert msg.kind == "delete"
         assert msg.size is None
