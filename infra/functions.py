@@ -151,9 +151,16 @@ class PipelineFunctions(Construct):
 
         # S3 event notifications cannot target a FIFO queue (S3 sends no
         # MessageGroupId), so they go to the router, which writes to the FIFO queue.
+        # Lifecycle expiry is reported as s3:LifecycleExpiration:*, never as
+        # ObjectRemoved:*, so it is subscribed too or expired images keep their vectors.
         destination = s3n.LambdaDestination(self.router)
+        events = (
+            s3.EventType.OBJECT_CREATED,
+            s3.EventType.OBJECT_REMOVED,
+            s3.EventType.LIFECYCLE_EXPIRATION,
+        )
         for key_filter in key_filters:
-            for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
+            for event in events:
                 source_bucket.add_event_notification(
                     event,
                     destination,

@@ -735,7 +735,11 @@ def provision(
                 {
                     "Id": f"router-{i}",
                     "LambdaFunctionArn": router_arn,
-                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                    "Events": [
+                        "s3:ObjectCreated:*",
+                        "s3:ObjectRemoved:*",
+                        "s3:LifecycleExpiration:*",
+                    ],
                     "Filter": {
                         "Key": {
                             "FilterRules": [

@@ -2,9 +2,9 @@
 
 A message says "object ``bucket/key`` changed (``upsert``) or went away (``delete``)".
 The router builds them from S3 event records, the backfill script from inventory rows;
-both go through :func:`to_send_entry`, so a live event and a backfill of the same
-object version get the same ``MessageGroupId`` and ``MessageDeduplicationId`` and
-collapse inside SQS's deduplication window.
+both go through :func:`to_send_entry`, so a live event and a backfill of the same object
+share a ``MessageGroupId`` (one object's messages are processed in order) and the
+embedder's stored-ETag check makes the later of the two free (see :func:`dedup_id`).
 """
 
 from __future__ import annotations
@@ -115,17 +115,23 @@ def group_id(bucket: str, key: str, groups: int) -> str:
 def dedup_id(msg: ObjectMessage) -> str:
     """``MessageDeduplicationId`` for a message.
 
-    Upserts hash bucket, key and the content's ETag (the version id only when there is
-    no ETag), so a live event and a backfill row for the same content collapse, also on
-    a versioned bucket whose current-versions inventory carries no version id. Deletes
-    also hash the version and the event's sequencer (or time): otherwise delete,
-    re-upload, delete within the five-minute window would drop the second delete and
-    leave a stale vector.
+    Every id hashes bucket, key, the object version (ETag first: a versioned bucket's
+    current-versions inventory carries no version id) and the kind. Live events also hash
+    S3's per-key ``sequencer``, so a redelivered S3 event collapses while two distinct
+    events never do: without it, upload, delete and re-upload of the same bytes within
+    SQS's five-minute window would drop the re-upload and leave the object without a
+    vector (likewise upload A, upload B, upload A again would keep B's vector).
+
+    A backfill row (no sequencer) and a live event for the same version therefore both
+    reach the embedder, one after the other in the same message group; the second finds
+    the stored vector's ETag current and ends as ``unchanged`` with no Bedrock call.
+    Backfill rows sent twice (a resumed run) collapse with each other.
     """
+    version = msg.etag or msg.version_id or ""
     if msg.kind == "delete":
         version = msg.version_id or msg.etag or ""
         return _digest(msg.bucket, msg.key, version, msg.sequencer or msg.event_time, "delete")
-    return _digest(msg.bucket, msg.key, msg.etag or msg.version_id or "", "upsert")
+    return _digest(msg.bucket, msg.key, version, msg.sequencer or "", "upsert")
 
 
 def to_send_entry(msg: ObjectMessage, groups: int, entry_id: str) -> dict[str, str]:

@@ -59,6 +59,20 @@ def test_delete_removes_the_vector(cloud: LocalCloud) -> None:
     assert cloud.ledger.counts["deleted"] == 1
 
 
+def test_delete_then_reupload_of_the_same_bytes_is_indexed_again(cloud: LocalCloud) -> None:
+    # Within SQS's five-minute dedup window: the re-upload's message must not collapse
+    # with the first upload's, or the delete would leave the object without a vector.
+    data = encode(photo("coffee", 192))
+    upload(cloud, "photos/coffee.jpg", data)
+    assert assert_accounted(cloud).vectors == 1
+    cloud.client("s3").delete_object(Bucket=cloud.resources.source_bucket, Key="photos/coffee.jpg")
+    assert assert_accounted(cloud).vectors == 0
+    upload(cloud, "photos/coffee.jpg", data)
+    report = assert_accounted(cloud)
+    assert cloud.vector_keys() == {vector_key(cloud.resources.source_bucket, "photos/coffee.jpg")}
+    assert report.vectors == 1
+
+
 def test_a_corrupt_file_is_counted_as_a_permanent_failure(cloud: LocalCloud) -> None:
     upload(cloud, "photos/good.jpg", encode(photo("coffee", 128)))
     upload(cloud, "photos/broken.jpg", corrupt_jpeg())

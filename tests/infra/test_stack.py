@@ -188,7 +188,8 @@ def test_s3_notifications_reach_the_router_for_every_suffix_case_and_both_events
         (event,) = c["Events"]
         seen.add((event, rules["suffix"]))
     suffixes = {v for s in IMAGE_SUFFIXES for v in (s, s.upper())}
-    assert seen == {(e, s) for e in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*") for s in suffixes}
+    events = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*")
+    assert seen == {(e, s) for e in events for s in suffixes}
     assert len(configs) == len(seen)
     assert "QueueConfigurations" not in props["NotificationConfiguration"]  # FIFO: impossible
     default.template.has_resource_properties(

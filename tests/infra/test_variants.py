@@ -68,7 +68,8 @@ def test_imported_bucket_is_not_created_but_gets_notifications(imported: Synth) 
         for c in props["NotificationConfiguration"]["LambdaFunctionConfigurations"]
         for rules in [{r["Name"]: r["Value"] for r in c["Filter"]["Key"]["FilterRules"]}]
     }
-    assert len(filters) == 2 * 2 * 10  # events x prefixes x suffix case variants
+    assert len(filters) == 3 * 2 * 10  # events x prefixes x suffix case variants
+    assert ("s3:LifecycleExpiration:*", "cats/", ".jpg") in filters
     assert ("s3:ObjectRemoved:*", "dogs/", ".WEBP") in filters
     assert {f[1] for f in filters} == {"cats/", "dogs/"}
 

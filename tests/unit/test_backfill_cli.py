@@ -88,14 +88,14 @@ def test_sends_the_routers_messages_once_per_current_image(
         msg = parse_message(m["Body"])
         assert (msg.kind, msg.origin, msg.bucket) == ("upsert", "backfill", bs.SOURCE)
         assert (msg.size, msg.etag, msg.version_id) == (obj.size, obj.e_tag, obj.version_id)
-        # the same ids as the router's message for the same object version: they collapse
+        # the router's group for the same object, so live and backfill run in order
         live = from_s3_record(_event_record(obj))
         assert live.key == obj.key
-        assert m["Attributes"]["MessageDeduplicationId"] == dedup_id(live)
+        assert m["Attributes"]["MessageDeduplicationId"] == dedup_id(msg)
         assert m["Attributes"]["MessageGroupId"] == group_id(bs.SOURCE, obj.key, cfg.message_groups)
 
 
-def test_live_event_and_backfill_collapse_in_the_queue(
+def test_live_event_and_backfill_queue_in_one_group_and_a_rerun_collapses(
     aws_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = load_config()
@@ -106,9 +106,15 @@ def test_live_event_and_backfill_collapse_in_the_queue(
         sqs.send_message_batch(QueueUrl=url, Entries=[to_send_entry(live, cfg.message_groups, "0")])
         uri = bs.report([obj]).put_to(s3, bs.INVENTORY)
         code, summary, _ = _run(capsys, uri, *CLI_BASE)
+        again, summary2, _ = _run(capsys, uri, *CLI_BASE, "--restart")
         messages = bs.drain(sqs, url)
-    assert code == 0 and summary["sent"] == 1
-    assert len(messages) == 1  # the backfill's copy was deduplicated by SQS
+    assert code == again == 0 and summary["sent"] == summary2["sent"] == 1
+    # the live event and one backfill copy (the re-run's copy collapsed by dedup id), in
+    # the same message group; the embedder answers the second with `unchanged`
+    assert sorted(parse_message(m["Body"]).origin for m in messages) == ["backfill", "event"]
+    assert {m["Attributes"]["MessageGroupId"] for m in messages} == {
+        group_id(bs.SOURCE, obj.key, cfg.message_groups)
+    }
 
 
 def test_dry_run_counts_samples_and_estimates_without_sending(

@@ -105,17 +105,19 @@ def test_sends_in_batches_of_ten(pipe: Pipeline) -> None:
     assert len(queued(pipe)) == 25
 
 
-def test_live_event_and_backfill_collapse_in_the_queue(pipe: Pipeline) -> None:
-    etag = pipe.put("cats/tom.jpg", jpeg())
-    pipe.route({"Records": [pipe.s3_record("cats/tom.jpg")]})
-    report = send_messages(
-        pipe.sqs,
-        pipe.queue_url,
-        [for_backfill(SOURCE, "cats/tom.jpg", size=1, etag=etag)],
-        groups=pipe.cfg.message_groups,
-    )
-    assert report.sent == 1
-    assert len(queued(pipe)) == 1  # same MessageDeduplicationId: SQS kept one
+def test_a_redelivered_event_collapses_and_a_reupload_does_not(pipe: Pipeline) -> None:
+    pipe.put("cats/tom.jpg", jpeg())
+    record = pipe.s3_record("cats/tom.jpg")
+    pipe.route({"Records": [record]})
+    pipe.route({"Records": [record]})  # S3 delivers at least once: SQS keeps one
+    # the same bytes uploaded again (new sequencer) must not be swallowed by SQS
+    reupload = pipe.s3_record("cats/tom.jpg")
+    pipe.route({"Records": [reupload]})
+    sequencers = [parse_message(m["Body"]).sequencer for m in queued(pipe)]
+    assert sequencers == [
+        record["s3"]["object"]["sequencer"],
+        reupload["s3"]["object"]["sequencer"],
+    ]
 
 
 def test_unsendable_messages_fail_the_invocation(pipe: Pipeline) -> None:
