@@ -23,16 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgsearch.converge import OUTCOMES
 from imgsearch.messages import vector_key
-
-OUTCOMES: tuple[str, ...] = (
-    "embedded",
-    "unchanged",
-    "deleted",
-    "stale_skipped",
-    "permanent_failure",
-    "transient_failure",
-)
 
 ObjectId = tuple[str, str]
 """(bucket, key)"""

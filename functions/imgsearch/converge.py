@@ -25,7 +25,7 @@ This module holds the pure parts of those decisions; ``imgsearch.ingest`` does t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from imgsearch.config import ModelSpec
 
@@ -37,14 +37,7 @@ Outcome = Literal[
     "permanent_failure",
     "transient_failure",
 ]
-OUTCOMES: tuple[Outcome, ...] = (
-    "embedded",
-    "unchanged",
-    "deleted",
-    "stale_skipped",
-    "permanent_failure",
-    "transient_failure",
-)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 SUCCESS_OUTCOMES: frozenset[str] = frozenset(OUTCOMES) - {"transient_failure"}
 """Outcomes after which the message is acknowledged (deleted from the queue)."""
 
