@@ -10,6 +10,7 @@ went wrong and what to do, not a stack.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -156,14 +157,16 @@ def clients_from_args(
 ) -> Clients:
     """A :class:`Clients` for ``--profile``/``--region``/``--endpoint-url`` (then config)."""
     try:
-        session = boto3.Session(
-            profile_name=args.profile or None, region_name=args.region or cfg.region or None
-        )
+        # boto3 reads AWS_DEFAULT_REGION but not AWS_REGION, which the AWS CLI, the other
+        # SDKs and Lambda all honour; take it here so the documented variable works.
+        region = args.region or cfg.region or os.environ.get("AWS_REGION") or None
+        session = boto3.Session(profile_name=args.profile or None, region_name=region)
     except ProfileNotFound as exc:
         raise CliError(f"--profile {args.profile}: no such profile in ~/.aws/config") from exc
     if not session.region_name:
         raise CliError(
-            "no AWS region: pass --region, set AWS_REGION, or set 'region' in cdk.json context"
+            "no AWS region: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), "
+            "or set 'region' in cdk.json context"
         )
     return Clients(
         session, endpoint_url=args.endpoint_url, max_pool_connections=max_pool_connections

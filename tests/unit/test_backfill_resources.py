@@ -128,5 +128,15 @@ def test_aws_errors_read_as_one_line_with_a_hint() -> None:
 
 def test_region_is_required(aws_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
     with pytest.raises(CliError, match="no AWS region"):
         clients_from_args(_args(), load_config())
+
+
+def test_aws_region_is_honoured_like_the_aws_cli(
+    aws_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert clients_from_args(_args(), load_config()).region == "eu-west-1"
+    assert clients_from_args(_args("--region", "ap-south-1"), load_config()).region == "ap-south-1"
