@@ -38,7 +38,9 @@ CFG = PipelineConfig.from_env()
 
 logger = Logger(service=CFG.service_name, level=CFG.log_level)
 metrics = Metrics(namespace=CFG.metrics_namespace, service=CFG.service_name)
-tracer = Tracer(service=CFG.service_name)
+# Patch only botocore (all we call): the default patches every library X-Ray knows that
+# is importable (http.client, sqlite3, ...), which costs cold-start time for nothing.
+tracer = Tracer(service=CFG.service_name, patch_modules=("botocore",))
 
 _AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
 S3 = boto3.client("s3", config=_AWS_RETRIES)

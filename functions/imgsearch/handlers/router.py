@@ -31,7 +31,9 @@ SELECTION = KeySelection.from_config(CFG)
 
 logger = Logger(service=CFG.service_name, level=CFG.log_level)
 metrics = Metrics(namespace=CFG.metrics_namespace, service=CFG.service_name)
-tracer = Tracer(service=CFG.service_name)
+# Patch only botocore (all we call): the default patches every library X-Ray knows that
+# is importable (http.client, sqlite3, ...), which costs cold-start time for nothing.
+tracer = Tracer(service=CFG.service_name, patch_modules=("botocore",))
 
 SQS = boto3.client(
     "sqs", config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
