@@ -23,9 +23,11 @@ node_modules/.installed: package.json package-lock.json
 # Debian's Chromium for the web page's browser test (Playwright never downloads a browser here).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@if [ -n "$$IMGSEARCH_CHROMIUM" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing Debian's chromium for the browser test"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	else echo "no chromium and no apt-get: set IMGSEARCH_CHROMIUM to a Chromium/Chrome binary for the browser test"; fi
 
 install: $(VENV)/.installed node_modules/.installed chromium ## Python venv, Node tools, Chromium
 

@@ -10,6 +10,7 @@ the prefix filter, the drop zone and the status panel.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
 import threading
@@ -32,7 +33,9 @@ from tests.e2e.conftest import assert_accounted
 pytestmark = pytest.mark.e2e
 __all__ = ["seeded_cloud"]
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's package (installed by `make install`); elsewhere point IMGSEARCH_CHROMIUM at a
+# Chromium or Chrome binary.
+CHROMIUM = os.environ.get("IMGSEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -188,10 +191,10 @@ def test_serve_command_starts_and_answers(served: Served, tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+    if not Path(CHROMIUM).exists():
         pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium "
-            "(apt-get install -y chromium); the browser test never downloads one"
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) "
+            "or set IMGSEARCH_CHROMIUM; the browser test never downloads one"
         )
     from playwright.sync_api import sync_playwright
 
