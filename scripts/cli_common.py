@@ -10,6 +10,7 @@ went wrong and what to do, not a stack.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
@@ -37,6 +38,8 @@ EXIT_ERROR = 2
 """Bad input, configuration or environment; nothing more was done."""
 EXIT_INTERRUPTED = 130
 """Stopped by Ctrl-C / SIGTERM after saving progress (128 + SIGINT, as shells report)."""
+EXIT_BROKEN_PIPE = 141
+"""stdout's reader closed the pipe (128 + SIGPIPE, as shells report for `cmd | head`)."""
 
 CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
     NoCredentialsError,
@@ -93,6 +96,10 @@ def parse_context(pairs: Sequence[str]) -> dict[str, str]:
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The deployment's config: cdk.json context, then ``-c`` overrides."""
+    # load_config quietly uses the defaults when the file is absent; a path the operator
+    # typed must exist, or every name would silently come from the wrong deployment.
+    if args.cdk_json and not os.path.isfile(args.cdk_json):
+        raise CliError(f"--cdk-json {args.cdk_json}: no such file; give the path of a cdk.json")
     try:
         return load_config(args.cdk_json, overrides=parse_context(args.context))
     except ConfigError as exc:
@@ -162,7 +169,13 @@ def clients_from_args(
         region = args.region or cfg.region or os.environ.get("AWS_REGION") or None
         session = boto3.Session(profile_name=args.profile or None, region_name=region)
     except ProfileNotFound as exc:
-        raise CliError(f"--profile {args.profile}: no such profile in ~/.aws/config") from exc
+        # The profile may come from AWS_PROFILE rather than --profile: name the one used.
+        source = (
+            f"--profile {args.profile}"
+            if args.profile
+            else f"AWS_PROFILE={exc.kwargs.get('profile')}"
+        )
+        raise CliError(f"{source}: no such profile in ~/.aws/config or ~/.aws/credentials") from exc
     if not session.region_name:
         raise CliError(
             "no AWS region: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), "
@@ -220,6 +233,12 @@ def run_main(body: Callable[[], int], *, prog: str) -> int:
     """Run ``body`` and turn every expected failure into one stderr line + exit code."""
     try:
         return body()
+    except BrokenPipeError:
+        # The reader went away (`imgsearch search ... | head`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain either.
+        with contextlib.suppress(OSError, ValueError):  # stdout is not a file (in tests)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except CliError as exc:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

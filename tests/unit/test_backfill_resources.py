@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import boto3
@@ -14,6 +15,7 @@ from moto import mock_aws
 from imgsearch.config import load_config
 from infra.outputs import OUTPUTS
 from scripts.cli_common import (
+    EXIT_BROKEN_PIPE,
     Clients,
     CliError,
     add_aws_options,
@@ -21,6 +23,7 @@ from scripts.cli_common import (
     config_from_args,
     describe_aws_error,
     parse_context,
+    run_main,
 )
 from scripts.resources import Resources
 from tests.unit.backfill_support import aws_env
@@ -140,3 +143,31 @@ def test_aws_region_is_honoured_like_the_aws_cli(
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     assert clients_from_args(_args(), load_config()).region == "eu-west-1"
     assert clients_from_args(_args("--region", "ap-south-1"), load_config()).region == "ap-south-1"
+
+
+def test_a_profile_from_aws_profile_is_named_as_such(
+    aws_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nosuch")
+    with pytest.raises(CliError, match=r"^AWS_PROFILE=nosuch: no such profile"):
+        clients_from_args(_args(), load_config())
+
+
+def test_an_explicit_cdk_json_must_exist(aws_env: Path) -> None:
+    """Falling back to the repository's cdk.json would name another deployment's resources."""
+    missing = aws_env / "prod" / "cdk.json"
+    with pytest.raises(CliError, match=re.escape(f"--cdk-json {missing}: no such file")):
+        config_from_args(_args("--cdk-json", str(missing)))
+    present = aws_env / "cdk.json"
+    present.write_text(json.dumps({"context": {"dimension": 384}}))
+    assert config_from_args(_args("--cdk-json", str(present))).dimension == 384
+
+
+def test_a_closed_stdout_pipe_is_a_quiet_exit(capsys: pytest.CaptureFixture[str]) -> None:
+    """`imgsearch search ... | head` must not print an error when head stops reading."""
+
+    def body() -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert run_main(body, prog="imgsearch") == EXIT_BROKEN_PIPE
+    assert capsys.readouterr().err == ""
