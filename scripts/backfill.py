@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -620,8 +620,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if bool(args.manifest) == bool(args.from_listing):
+    if args.manifest and args.from_listing:
         raise CliError("give a manifest (path, s3:// URI or 'latest') or --from-listing, not both")
+    if not args.manifest and not args.from_listing:
+        raise CliError(
+            "give a manifest (path, s3:// URI or 'latest') or --from-listing s3://bucket/prefix/"
+        )
     for name in ("concurrency", "samples", "max_attempts"):
         if getattr(args, name) < (0 if name == "samples" else 1):
             raise CliError(f"--{name.replace('_', '-')} must be positive")
@@ -645,7 +649,7 @@ def _main(argv: list[str] | None) -> int:
     )
     expected = _expected_bucket(resources, args)
     source = _open_source(args, cfg, resources, expected, s3)
-    _check_bucket(source, expected, dry_run=args.dry_run)
+    _check_bucket(source, expected, dry_run=args.dry_run, why=resources.notes)
     if (
         args.modified_after
         and source.columns is not None
@@ -763,14 +767,20 @@ def _expected_bucket(resources: Resources, args: argparse.Namespace) -> str | No
         return None
 
 
-def _check_bucket(source: Source, expected: str | None, *, dry_run: bool) -> None:
+def _check_bucket(
+    source: Source, expected: str | None, *, dry_run: bool, why: Sequence[str] = ()
+) -> None:
     """Sending another bucket's objects would only produce failures: the embedder may
-    read the source bucket only. Refuse unless the operator names that bucket."""
+    read the source bucket only. Refuse unless the operator names that bucket.
+
+    ``why`` are the notes of the stack lookup: when it failed (an endpoint that is down,
+    no permission), that is the cause the operator must see, not just the fallback's."""
     if expected is None:
         if dry_run:
             return
+        stack = "; ".join(why) or "no stack output"
         raise CliError(
-            f"cannot tell which bucket the pipeline indexes (no stack output, config "
+            f"cannot tell which bucket the pipeline indexes ({stack}; config "
             f"source_bucket_name is empty); pass --bucket {source.bucket} if that is the one"
         )
     if source.bucket != expected:

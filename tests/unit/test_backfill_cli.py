@@ -357,11 +357,28 @@ def test_error_no_credentials(
     _assert_one_line_error(code, err, "no AWS credentials found")
 
 
+def test_error_endpoint_down_names_the_cause_not_only_the_fallback(
+    aws_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No stack output because the endpoint is down: say so, not just 'no stack output'."""
+    code, _, err = _run(
+        capsys,
+        "--from-listing",
+        f"s3://{bs.SOURCE}/",
+        "--endpoint-url",
+        "http://127.0.0.1:1",
+        "--progress",
+        "none",
+    )
+    _assert_one_line_error(code, err, "cannot tell which bucket", "http://127.0.0.1:1", "--bucket")
+
+
 def test_error_usage(aws_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "x", "--from-listing", "s3://b/p", *CLI_BASE)
     _assert_one_line_error(code, err, "not both")
     code, _, err = _run(capsys, *CLI_BASE)
-    _assert_one_line_error(code, err, "give a manifest")
+    _assert_one_line_error(code, err, "give a manifest", "--from-listing s3://")
+    assert "not both" not in err  # nothing was given: "not both" would mislead
     code, _, err = _run(capsys, "--from-listing", "photos/x", *CLI_BASE)
     _assert_one_line_error(code, err, "expected s3://bucket/prefix")
 
