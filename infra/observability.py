@@ -43,59 +43,41 @@ class Observability(Construct):
         cfg = config
         name = cfg.stack_name
         self.alarms = [
-            cw.Alarm(
-                self,
+            self._above(
                 "DeadLettersAlarm",
-                alarm_name=f"{name}-dlq-not-empty",
-                alarm_description="Images failed every attempt; inspect and redrive the DLQ.",
-                metric=dlq.metric_approximate_number_of_messages_visible(
+                f"{name}-dlq-not-empty",
+                "Images failed every attempt; inspect and redrive the DLQ.",
+                dlq.metric_approximate_number_of_messages_visible(
                     statistic="Maximum", period=_MINUTE
                 ),
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                0,
             ),
-            cw.Alarm(
-                self,
+            self._above(
                 "RouterDeadLettersAlarm",
-                alarm_name=f"{name}-router-dlq-not-empty",
-                alarm_description="S3 events the router could not enqueue; run the backfill.",
-                metric=router_dlq.metric_approximate_number_of_messages_visible(
+                f"{name}-router-dlq-not-empty",
+                "S3 events the router could not enqueue; run the backfill.",
+                router_dlq.metric_approximate_number_of_messages_visible(
                     statistic="Maximum", period=_MINUTE
                 ),
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                0,
             ),
-            cw.Alarm(
-                self,
+            self._above(
                 "OldestMessageAlarm",
-                alarm_name=f"{name}-queue-not-draining",
-                alarm_description=(
-                    f"A message waited over {cfg.oldest_message_alarm_seconds} s: the embedder "
-                    "is not keeping up or not running."
-                ),
-                metric=queue.metric_approximate_age_of_oldest_message(
+                f"{name}-queue-not-draining",
+                f"A message waited over {cfg.oldest_message_alarm_seconds} s: the embedder "
+                "is not keeping up or not running.",
+                queue.metric_approximate_age_of_oldest_message(
                     statistic="Maximum", period=_FIVE_MINUTES
                 ),
-                threshold=cfg.oldest_message_alarm_seconds,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                cfg.oldest_message_alarm_seconds,
             ),
             *(
-                cw.Alarm(
-                    self,
+                self._above(
                     f"{label}ErrorsAlarm",
-                    alarm_name=f"{name}-{label.lower()}-errors",
-                    alarm_description=f"The {label.lower()} Lambda failed (crash or timeout).",
-                    metric=fn.metric_errors(statistic="Sum", period=_FIVE_MINUTES),
-                    threshold=0,
-                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                    evaluation_periods=1,
-                    treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                    f"{name}-{label.lower()}-errors",
+                    f"The {label.lower()} Lambda failed (crash or timeout).",
+                    fn.metric_errors(statistic="Sum", period=_FIVE_MINUTES),
+                    0,
                 )
                 for label, fn in (("Embedder", embedder), ("Router", router))
             ),
@@ -206,3 +188,19 @@ class Observability(Construct):
                 width=third,
             ),
         ]
+
+    def _above(
+        self, id: str, alarm_name: str, description: str, metric: cw.IMetric, threshold: float
+    ) -> cw.Alarm:
+        """An alarm on ``metric`` above ``threshold`` in one period; no data is no alarm."""
+        return cw.Alarm(
+            self,
+            id,
+            alarm_name=alarm_name,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
