@@ -147,15 +147,9 @@ def image_request(
             location["bucketOwner"] = bucket_owner
         source = {"s3Location": location}
     if model.family == "nova":
-        _check_dimension(model, dimension)
-        return {
-            "taskType": "SINGLE_EMBEDDING",
-            "singleEmbeddingParams": {
-                "embeddingPurpose": purpose,
-                "embeddingDimension": dimension,
-                "image": {"format": image_format, "source": source},
-            },
-        }
+        return _nova_single(
+            model, purpose, dimension, image={"format": image_format, "source": source}
+        )
     return {"inputType": "image", "image": {"mediaSource": source}}
 
 
@@ -171,16 +165,23 @@ def text_request(model: ModelSpec, *, purpose: str, dimension: int, text: str) -
             transient=False,
         )
     if model.family == "nova":
-        _check_dimension(model, dimension)
-        return {
-            "taskType": "SINGLE_EMBEDDING",
-            "singleEmbeddingParams": {
-                "embeddingPurpose": purpose,
-                "embeddingDimension": dimension,
-                "text": {"truncationMode": "END", "value": text},
-            },
-        }
+        return _nova_single(
+            model, purpose, dimension, text={"truncationMode": "END", "value": text}
+        )
     return {"inputType": "text", "text": {"inputText": text}}
+
+
+def _nova_single(model: ModelSpec, purpose: str, dimension: int, **content: Any) -> dict[str, Any]:
+    """Nova MME's ``SINGLE_EMBEDDING`` envelope around one ``image`` or ``text`` input."""
+    _check_dimension(model, dimension)
+    return {
+        "taskType": "SINGLE_EMBEDDING",
+        "singleEmbeddingParams": {
+            "embeddingPurpose": purpose,
+            "embeddingDimension": dimension,
+            **content,
+        },
+    }
 
 
 def _check_dimension(model: ModelSpec, dimension: int) -> None:
