@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("Starting the local cloud (moto + fauxqs + the Lambda functions)...", flush=True)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGINT too: a shell starting us in the background (`make local &`) hands us SIGINT
+    # as ignored, and then Ctrl-C / `kill -INT` would never stop the cloud.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     with LocalCloud.start(
         cfg, log_file=args.log_file, port=args.port, sqs_port=args.sqs_port
     ) as cloud:
