@@ -63,6 +63,8 @@ class LastError:
     outcome: str
     reason: str | None
     detail: str | None
+    etag: str | None = None
+    """The object version the line is about."""
 
 
 @dataclass
@@ -201,6 +203,16 @@ class LogLookup:
         self._capped = False
 
     def last_failure(self, vkey: str, since_ms: int | None) -> LastError | None:
+        """The object's last failure line (later successes are not considered)."""
+        return self._last(vkey, since_ms, FAILURE_OUTCOMES)
+
+    def last_outcome(self, vkey: str, since_ms: int | None) -> LastError | None:
+        """The object's last outcome line of any kind (``verify`` asks: did it fail for good?)."""
+        return self._last(vkey, since_ms, None)
+
+    def _last(
+        self, vkey: str, since_ms: int | None, outcomes: tuple[str, ...] | None
+    ) -> LastError | None:
         if self._disabled or self.log_group is None:
             return None
         kwargs: dict[str, Any] = {
@@ -217,12 +229,14 @@ class LogLookup:
                     record = _json_object(event.get("message"))
                     if record is None or record.get("vector_key") != vkey:
                         continue
-                    if record.get("outcome") in FAILURE_OUTCOMES:
+                    outcome = record.get("outcome")
+                    if isinstance(outcome, str) and (outcomes is None or outcome in outcomes):
                         found = LastError(
                             time=_millis_to_iso(event.get("timestamp")) or "",
                             outcome=str(record["outcome"]),
                             reason=_str_or_none(record.get("reason")),
                             detail=_str_or_none(record.get("detail")),
+                            etag=_str_or_none(record.get("etag")),
                         )
                 token = response.get("nextToken")
                 if not token:

@@ -345,16 +345,7 @@ def _dlq_list(ctx: Context) -> int:
     if ctx.args.max < 1:
         raise CliError(f"--max {ctx.args.max}: list at least 1 message")
     url = ctx.dlq_url()
-    resources = ctx.resources
-    log_group = ctx.args.log_group or dlq.embedder_log_group(
-        ctx.client("lambda"), resources.embedder_function()
-    )
-    lookup = dlq.LogLookup(ctx.client("logs"), log_group, lambda m: note(f"{PROG}: note: {m}"))
-    if log_group is None:
-        note(
-            f"{PROG}: note: the embedder's function name is unknown (no stack output "
-            "EmbedderFunctionName); pass --log-group to see why messages failed"
-        )
+    lookup = _embedder_logs(ctx, "to see why messages failed")
     listing = dlq.list_dlq(
         sqs=ctx.client("sqs"),
         s3=ctx.client("s3"),
@@ -434,11 +425,26 @@ def _dlq_redrive(ctx: Context) -> int:
     return EXIT_INCOMPLETE if report.failed or report.errors else EXIT_OK
 
 
+def _embedder_logs(ctx: Context, why: str) -> dlq.LogLookup:
+    """The embedder's CloudWatch Logs (``--log-group``, else from the stack)."""
+    log_group = ctx.args.log_group or dlq.embedder_log_group(
+        ctx.client("lambda"), ctx.resources.embedder_function()
+    )
+    if log_group is None:
+        note(
+            f"{PROG}: note: the embedder's function name is unknown (no stack output "
+            f"EmbedderFunctionName); pass --log-group {why}"
+        )
+    return dlq.LogLookup(ctx.client("logs"), log_group, lambda m: note(f"{PROG}: note: {m}"))
+
+
 def cmd_verify(ctx: Context) -> int:
     args = ctx.args
     sample = None if args.all else args.sample
     if sample is not None and sample < 1:
         raise CliError(f"--sample {sample}: check at least 1 object (or pass --all)")
+    if args.retry_failed and not args.fix:
+        raise CliError("--retry-failed re-enqueues failed objects: use it with --fix")
     report = verify.verify(
         ctx.cfg,
         s3=ctx.client("s3"),
@@ -446,9 +452,16 @@ def cmd_verify(ctx: Context) -> int:
         source_bucket=ctx.source_bucket(),
         sample=sample,
         progress=(lambda m: note(f"{PROG}: {m}")) if not ctx.json else None,
+        failures=_embedder_logs(ctx, "to tell recorded permanent failures from missing vectors"),
     )
     if args.fix:
-        verify.fix(ctx.cfg, report, sqs=ctx.client("sqs"), queue_url=ctx.queue_url())
+        verify.fix(
+            ctx.cfg,
+            report,
+            sqs=ctx.client("sqs"),
+            queue_url=ctx.queue_url(),
+            retry_failed=args.retry_failed,
+        )
     if ctx.json:
         print_json(report.as_dict())
     else:
@@ -478,7 +491,7 @@ def cmd_verify(ctx: Context) -> int:
         note(f"{PROG}: error: a repair message was not sent: {line}")
     if report.fixes_failed:
         return EXIT_INCOMPLETE
-    if report.findings and not args.fix:
+    if not report.clean and not args.fix:
         return EXIT_INCOMPLETE
     return EXIT_OK
 
@@ -610,6 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scope.add_argument("--all", action="store_true", help="check every object and vector")
     p.add_argument("--fix", action="store_true", help="enqueue upserts/deletes for what is wrong")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --fix, also re-enqueue objects whose last attempt failed permanently",
+    )
+    p.add_argument("--log-group", help="the embedder's log group (default: from the stack)")
     p.set_defaults(run=cmd_verify)
 
     p = sub.add_parser("serve", parents=[common], help="the search web page on 127.0.0.1")

@@ -41,6 +41,7 @@ from imgsearch.messages import ObjectMessage, for_backfill, now_iso, vector_key
 from imgsearch.selection import KeySelection
 from imgsearch.vectors import VectorIndex, stored_etag
 from scripts.cli_common import CREDENTIAL_ERRORS, CliError, error_code
+from scripts.dlq import LogLookup
 from scripts.search import source_of
 
 RECENT_SECONDS = 900
@@ -65,7 +66,10 @@ class SourceObject:
 @dataclass(frozen=True)
 class Finding:
     kind: str
-    """``missing`` | ``outdated`` | ``orphan`` | ``unselected``"""
+    """``missing`` | ``outdated`` | ``orphan`` | ``unselected`` | ``failed``
+
+    ``failed``: no vector because the embedder recorded a permanent failure for this very
+    version (corrupt, unsupported, too large): accounted for, not an inconsistency."""
     uri: str | None
     vector_key: str
     detail: str = ""
@@ -86,18 +90,25 @@ class VerifyReport:
     fixes_sent: int = 0
     fixes_failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failure_lookups: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for f in self.findings if f.kind == kind)
 
     @property
     def clean(self) -> bool:
-        return not self.findings
+        """No inconsistency (permanent failures are recorded outcomes, not drift)."""
+        return all(f.kind == "failed" for f in self.findings)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["counts"] = {k: self.count(k) for k in ("missing", "outdated", "orphan", "unselected")}
+        out["counts"] = {k: self.count(k) for k in FINDING_KINDS}
         return out
+
+
+FINDING_KINDS = ("missing", "outdated", "orphan", "unselected", "failed")
+FAILURE_LOOKUPS_MAX = 200
+"""Missing objects checked against the embedder's logs per run (one log query each)."""
 
 
 # --------------------------------------------------------------------------- listing
@@ -167,9 +178,17 @@ def _is_recent(obj: SourceObject, now: datetime) -> bool:
 
 
 def check_objects(
-    objects: list[SourceObject], index: VectorIndex, report: VerifyReport, now: datetime
+    objects: list[SourceObject],
+    index: VectorIndex,
+    report: VerifyReport,
+    now: datetime,
+    failures: LogLookup | None = None,
 ) -> dict[str, SourceObject]:
-    """Missing and outdated vectors for ``objects``; returns them by vector key."""
+    """Missing and outdated vectors for ``objects``; returns them by vector key.
+
+    With ``failures`` (the embedder's logs), a missing vector whose object version the
+    embedder last reported as a ``permanent_failure`` is a ``failed`` finding instead.
+    """
     by_key = {vector_key(o.bucket, o.key): o for o in objects}
     keys = list(by_key)
     for start in range(0, len(keys), LIMITS.get_vectors_max_keys):
@@ -179,12 +198,13 @@ def check_objects(
             obj = by_key[vkey]
             entry = stored.get(vkey)
             if entry is None:
+                failed = _permanent_failure(failures, obj, vkey, report)
                 report.findings.append(
                     Finding(
-                        "missing",
+                        "failed" if failed else "missing",
                         obj.uri,
                         vkey,
-                        "no vector",
+                        failed or "no vector",
                         _is_recent(obj, now),
                         obj.size,
                         obj.etag,
@@ -204,6 +224,43 @@ def check_objects(
                 )
     report.objects_checked += len(objects)
     return by_key
+
+
+def _permanent_failure(
+    failures: LogLookup | None, obj: SourceObject, vkey: str, report: VerifyReport
+) -> str | None:
+    """``"permanent failure: reason (detail)"`` if the logs say so for this version."""
+    if failures is None or not obj.etag:
+        return None
+    if report.failure_lookups >= FAILURE_LOOKUPS_MAX:
+        if report.failure_lookups == FAILURE_LOOKUPS_MAX:
+            report.failure_lookups += 1
+            report.notes.append(
+                f"only the first {FAILURE_LOOKUPS_MAX} missing objects were checked against "
+                "the embedder's logs; others may be recorded permanent failures"
+            )
+        return None
+    report.failure_lookups += 1
+    since = _millis(obj.last_modified)
+    last = failures.last_outcome(vkey, since)
+    if last is None or last.outcome != "permanent_failure":
+        return None
+    if normalize_etag(last.etag) != obj.etag:
+        return None  # about another version of the object
+    why = last.reason or "unknown"
+    return f"permanent failure: {why}" + (f" ({last.detail})" if last.detail else "")
+
+
+def _millis(iso: str | None) -> int | None:
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 def list_vectors(
@@ -310,6 +367,7 @@ def verify(
     rng: random.Random | None = None,
     now: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    failures: LogLookup | None = None,
 ) -> VerifyReport:
     """Check both directions; ``sample`` None means ``--all``."""
     rng = rng or random.Random()
@@ -326,15 +384,17 @@ def verify(
             report.objects_listed += 1
             batch.append(obj)
             if len(batch) >= LIST_PAGE_MAX:
-                listed.update(bytes.fromhex(k) for k in check_objects(batch, index, report, now))
+                checked = check_objects(batch, index, report, now, failures)
+                listed.update(bytes.fromhex(k) for k in checked)
                 batch = []
                 if progress is not None:
                     progress(f"checked {report.objects_checked} objects")
-        listed.update(bytes.fromhex(k) for k in check_objects(batch, index, report, now))
+        checked = check_objects(batch, index, report, now, failures)
+        listed.update(bytes.fromhex(k) for k in checked)
         check_vectors_all(index, listed, source_bucket, selection, report)
     else:
         chosen, report.objects_listed = reservoir(stream, sample, rng)
-        check_objects(chosen, index, report, now)
+        check_objects(chosen, index, report, now, failures)
         check_vectors_sample(s3, index, sample, selection, report, rng)
     recent = sum(1 for f in report.findings if f.recent)
     if recent:
@@ -345,14 +405,26 @@ def verify(
     return report
 
 
-def fix(cfg: PipelineConfig, report: VerifyReport, *, sqs: Any, queue_url: str) -> None:
-    """Enqueue an upsert per missing/outdated object and a delete per orphan."""
+def fix(
+    cfg: PipelineConfig,
+    report: VerifyReport,
+    *,
+    sqs: Any,
+    queue_url: str,
+    retry_failed: bool = False,
+) -> None:
+    """Enqueue an upsert per missing/outdated object and a delete per orphan.
+
+    Recorded permanent failures are retried only with ``retry_failed``: the same bytes
+    would fail the same way, costing an S3 read each run.
+    """
     messages: list[ObjectMessage] = []
+    repair = ("missing", "outdated", "failed") if retry_failed else ("missing", "outdated")
     for finding in report.findings:
         if finding.uri is None or finding.kind == "unselected":
             continue
         bucket, _, key = finding.uri[5:].partition("/")
-        if finding.kind in ("missing", "outdated"):
+        if finding.kind in repair:
             # No ETag: the upsert converges on whatever the object is when it is
             # processed, and its deduplication id differs from the object's own event
             # (which SQS would otherwise drop as a duplicate for five minutes).

@@ -67,7 +67,13 @@ def test_delete_one_vector_then_verify_fix_restores_it(cloud: LocalCloud, capsys
     found = run_cli(cloud, capsys, "verify", "--all", "--output", "json")
     assert found.code == 1  # something is wrong, nothing was fixed
     report = _json(found.out)
-    assert report["counts"] == {"missing": 1, "outdated": 0, "orphan": 0, "unselected": 0}
+    assert report["counts"] == {
+        "missing": 1,
+        "outdated": 0,
+        "orphan": 0,
+        "unselected": 0,
+        "failed": 0,
+    }
     assert report["findings"][0]["uri"] == uri
     assert (report["objects_checked"], report["vectors_checked"]) == (3, 2)
 
@@ -77,7 +83,8 @@ def test_delete_one_vector_then_verify_fix_restores_it(cloud: LocalCloud, capsys
     cloud.wait_idle(60)
     assert run_cli(cloud, capsys, "get", uri).code == 0
     clean = run_cli(cloud, capsys, "verify", "--sample", "10")
-    assert clean.code == 0 and "missing: 0, outdated: 0, orphan: 0, unselected: 0" in clean.out
+    assert clean.code == 0
+    assert "missing: 0, outdated: 0, orphan: 0, unselected: 0, failed: 0" in clean.out
     assert_accounted(cloud)
 
 
@@ -103,6 +110,32 @@ def test_verify_finds_orphans_and_unselected_vectors(cloud: LocalCloud, capsys: 
     assert stray in cloud.vector_keys()  # an existing object's vector is never auto-deleted
     run = run_cli(cloud, capsys, "delete", f"s3://{bucket}/notes/readme.txt")
     assert run.code == 0 and stray not in cloud.vector_keys()
+    assert_accounted(cloud)
+
+
+def test_verify_tells_recorded_permanent_failures_from_missing_vectors(
+    cloud: LocalCloud, capsys: Capsys
+) -> None:
+    bucket = cloud.resources.source_bucket
+    upload(cloud, "photos/coffee.jpg", photo_jpeg("coffee", 96))
+    upload(cloud, "photos/broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+    report = assert_accounted(cloud)
+    assert report.vectors == 1
+    broken = f"s3://{bucket}/photos/broken.jpg"
+
+    run = run_cli(cloud, capsys, "verify", "--all", "--output", "json")
+    assert run.code == 0, run.err  # a recorded failure is accounted for, not drift
+    found = _json(run.out)
+    assert found["counts"]["failed"] == 1 and found["counts"]["missing"] == 0
+    assert found["findings"][0]["uri"] == broken
+    assert found["findings"][0]["detail"].startswith("permanent failure: ")
+
+    fixed = run_cli(cloud, capsys, "verify", "--all", "--fix")
+    assert fixed.code == 0 and "enqueued 0 repair message(s)" in fixed.out
+    retried = run_cli(cloud, capsys, "verify", "--all", "--fix", "--retry-failed")
+    assert retried.code == 0 and "enqueued 1 repair message(s)" in retried.out
+    cloud.wait_idle(60)
+    assert run_cli(cloud, capsys, "verify", "--retry-failed").code == 2  # needs --fix
     assert_accounted(cloud)
 
 
