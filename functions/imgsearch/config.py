@@ -398,15 +398,13 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
         "use 3-63 lowercase letters, digits, hyphens and dots, starting and ending alphanumeric",
     ),
-    (
-        "queue_name",
-        re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo"),
-        "use up to 80 letters, digits, hyphens and underscores, ending in '.fifo'",
-    ),
-    (
-        "dlq_name",
-        re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo"),
-        "use up to 80 letters, digits, hyphens and underscores, ending in '.fifo'",
+    *(
+        (
+            key,
+            re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo"),
+            "use up to 80 letters, digits, hyphens and underscores, ending in '.fifo'",
+        )
+        for key in ("queue_name", "dlq_name")
     ),
     (
         "router_dlq_name",
