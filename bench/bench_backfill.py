@@ -40,8 +40,8 @@ from imgsearch.config import load_config
 from imgsearch.messages import for_backfill, to_send_entry
 from imgsearch.selection import KeySelection
 from localcloud.sqs import start_sqs
-from scripts.filters import RowFilter
-from scripts.inventory import CsvGzRows
+from scripts.backfill.filters import RowFilter
+from scripts.backfill.inventory import CsvGzRows
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "bench-photos"
@@ -143,7 +143,7 @@ def dry_run_peak_rss(manifest: Path) -> tuple[float, float, dict[str, Any]]:
     env.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
     )
-    cmd = [sys.executable, "-m", "scripts.backfill", str(manifest), "--dry-run", "--no-stack"]
+    cmd = [sys.executable, "-m", "scripts.backfill.cli", str(manifest), "--dry-run", "--no-stack"]
     cmd += ["--progress", "none", "--bucket", SOURCE]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
@@ -214,7 +214,7 @@ def backfill_send(
     endpoint: str, manifest: Path, latency: float, concurrency: int, workdir: Path
 ) -> dict[str, Any]:
     """The real backfill CLI, in-process, sending a whole inventory to a fresh queue."""
-    from scripts.backfill import main
+    from scripts.backfill.cli import main
 
     with injected_latency(latency):
         sqs = boto3.session.Session(region_name="us-east-1").client("sqs", endpoint_url=endpoint)

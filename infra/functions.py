@@ -22,7 +22,8 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from imgsearch.config import EMBEDDER_HANDLER, ROUTER_HANDLER, PipelineConfig
+from imgsearch.config import PipelineConfig
+from imgsearch.contract import EMBEDDER_HANDLER, ROUTER_HANDLER
 from infra.bundling import lambda_code
 from infra.notifications import notification_filters
 

@@ -16,7 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from imgsearch.config import METRICS, PipelineConfig
+from imgsearch.config import PipelineConfig
+from imgsearch.contract import METRICS
 
 _MINUTE = cdk.Duration.minutes(1)
 _FIVE_MINUTES = cdk.Duration.minutes(5)

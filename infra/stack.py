@@ -8,8 +8,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from imgsearch.config import PipelineConfig
+from imgsearch.contract import OUTPUTS
 from infra.nag import suppress_reviewed_findings
-from infra.outputs import OUTPUTS
 from infra.pipeline import ImageSearchPipeline
 
 

@@ -20,6 +20,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from imgsearch.config import PipelineConfig
+from imgsearch.vectors import NON_FILTERABLE_KEYS
 
 INVENTORY_FIELDS: tuple[str, ...] = ("Size", "LastModifiedDate", "ETag", "StorageClass")
 """Inventory columns beyond Bucket and Key: what the backfill needs to build messages
@@ -183,7 +184,7 @@ class VectorStore(Construct):
             # Large fields (full URIs) are stored but not filterable, so they never count
             # against the 2 KB filterable-metadata limit.
             metadata_configuration=s3vectors.CfnIndex.MetadataConfigurationProperty(
-                non_filterable_metadata_keys=list(cfg.non_filterable_metadata_keys)
+                non_filterable_metadata_keys=list(NON_FILTERABLE_KEYS)
             ),
         )
         for resource in (self.bucket, self.index):

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgsearch.converge import OUTCOMES
+from imgsearch.contract import OUTCOMES
 from imgsearch.messages import vector_key
 
 ObjectId = tuple[str, str]

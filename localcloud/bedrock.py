@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from imgsearch.config import LIMITS, MODELS, ModelSpec
+from imgsearch.limits import LIMITS
+from imgsearch.models import MODELS, ModelSpec
 from localcloud import standin_model
 from localcloud.errors import ServiceError, validation
 

@@ -47,17 +47,12 @@ import boto3
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from imgsearch.config import (
-    EMBEDDER_HANDLER,
-    ROUTER_HANDLER,
-    ConfigError,
-    PipelineConfig,
-    load_config,
-)
+from imgsearch.config import ConfigError, PipelineConfig, load_config
+from imgsearch.contract import EMBEDDER_HANDLER, OUTPUTS, ROUTER_HANDLER
 from imgsearch.messages import MessageError, parse_message
 from imgsearch.selection import KeySelection
+from imgsearch.vectors import NON_FILTERABLE_KEYS
 from infra.notifications import notification_filters
-from infra.outputs import OUTPUTS
 from localcloud.accounting import AccountingReport, Ledger, check
 from localcloud.cloudwatch_feed import LogsForwarder, QueueMetricsPublisher
 from localcloud.faults import Faults
@@ -724,7 +719,7 @@ def provision(
         dataType="float32",
         dimension=cfg.dimension,
         distanceMetric=cfg.distance_metric,
-        metadataConfiguration={"nonFilterableMetadataKeys": list(cfg.non_filterable_metadata_keys)},
+        metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
     )["indexArn"]
 
     router_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{router_fn}"

@@ -6,7 +6,7 @@
 3. Shows progress while S3 events go through the router, the FIFO queue and the
    embedder into S3 Vectors.
 4. Runs a text search and an image search with the project's CLI
-   (``scripts.imgsearch``), exactly as a user would against AWS.
+   (``scripts.imgsearch.cli``), exactly as a user would against AWS.
 5. Deletes one photo and shows that its vector is gone.
 6. Ends with one line: objects uploaded, vectors stored, failures by reason, DLQ depth.
 
@@ -45,7 +45,7 @@ def step(number: int, text: str) -> None:
 
 def imgsearch(cloud: LocalCloud, *argv: str) -> int:
     """Run the project's CLI in this process, pointed at the local cloud."""
-    from scripts.imgsearch import main as cli
+    from scripts.imgsearch.cli import main as cli
 
     say(f"$ imgsearch {' '.join(argv)}")
     with cloud.environ():

@@ -331,7 +331,7 @@ def create_index(request: dict[str, Any]) -> dict[str, Any]:
     keys = config.get("nonFilterableMetadataKeys", [])
     if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
         raise validation("metadataConfiguration.nonFilterableMetadataKeys: a list of key names")
-    from imgsearch.config import LIMITS
+    from imgsearch.limits import LIMITS
 
     if (
         not 1 <= len(keys) <= LIMITS.non_filterable_keys_max

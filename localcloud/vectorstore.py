@@ -7,7 +7,7 @@ Here each index's vectors live in one float32 matrix (a row per key, rows reused
 deletes), so a put or get is O(1) per vector and a query is one matrix product: exact
 top-k, cosine distance (1 - cosine similarity) or euclidean distance.
 
-Request validation follows the documented limits in :data:`imgsearch.config.LIMITS` and
+Request validation follows the documented limits in :data:`imgsearch.limits.LIMITS` and
 answers ``ValidationException`` like the service: wrong dimension, NaN/infinite values,
 zero vectors in a cosine index, too many vectors, metadata over the size or key limits.
 Metadata sizes are measured as the UTF-8 length of the compact JSON of each key and
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from imgsearch.config import LIMITS
+from imgsearch.limits import LIMITS
 from localcloud.errors import validation
 from localcloud.metadata_filter import compile_filter
 

@@ -1,11 +1,12 @@
-"""The pipeline's one typed configuration.
+"""The pipeline's one typed configuration: the settings of one deployment.
 
-Every name, dimension, model id, limit and price the project uses is defined
-here once. The CDK stack reads it from ``cdk.json`` context (``-c key=value``
-overrides), turns it into the Lambda environment with :meth:`PipelineConfig.to_lambda_env`,
-and the Lambdas read it back with :meth:`PipelineConfig.from_env`. Scripts and the
-local cloud call :func:`load_config`. This module is pure Python (no AWS imports) so
-it runs inside the Lambda asset, the CDK app and the scripts alike.
+Model specs live in ``imgsearch.models``, service limits in ``imgsearch.limits``, the
+names shared by the stack and its readers in ``imgsearch.contract``, prices (estimates
+only, not in the Lambda asset) in ``imgsearch.pricing``. The CDK stack reads it from
+``cdk.json`` context (``-c key=value`` overrides), turns it into the Lambda environment
+with :meth:`PipelineConfig.to_lambda_env`, and the Lambdas read it back with
+:meth:`PipelineConfig.from_env`. Scripts and the local cloud call :func:`load_config`.
+Pure Python (no AWS imports): it runs in the Lambda asset, the CDK app and the scripts.
 """
 
 from __future__ import annotations
@@ -19,149 +20,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
+from imgsearch.limits import LIMITS
+from imgsearch.models import MODELS, NOVA_MME, ModelSpec
+
 ENV_PREFIX = "IMGSEARCH_"
 """Every config field travels to the Lambdas as ``IMGSEARCH_<FIELD_NAME>``."""
-
-ROUTER_HANDLER = "imgsearch.handlers.router.lambda_handler"
-EMBEDDER_HANDLER = "imgsearch.handlers.embedder.lambda_handler"
-"""Lambda handler strings (asset root ``functions/``): the stack and the local runtime."""
 
 
 class ConfigError(ValueError):
     """Invalid configuration: the message names the key and what is allowed."""
-
-
-# --------------------------------------------------------------------------- models
-
-
-ModelFamily = Literal["nova", "marengo"]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the pipeline needs to know about one embedding model on Bedrock."""
-
-    model_id: str
-    family: ModelFamily
-    dimensions: tuple[int, ...]
-    """Output dimensions the model can produce."""
-    default_dimension: int
-    max_inline_image_bytes: int
-    """Largest image sent as base64 inside the InvokeModel body (the body is capped
-    at 25 MB and base64 inflates by 4/3, leaving room for the JSON around it)."""
-    max_image_bytes: int
-    """Largest image the model accepts at all (by S3 location above the inline cap)."""
-    max_text_chars: int
-    """Longest text query accepted."""
-    image_formats: tuple[str, ...] = ("jpeg", "png", "gif", "webp")
-    """Image formats the model accepts (names as ``imgsearch.images`` reports them)."""
-
-
-NOVA_MME = ModelSpec(
-    model_id="amazon.nova-2-multimodal-embeddings-v1:0",
-    family="nova",
-    dimensions=(256, 384, 1024, 3072),
-    default_dimension=1024,
-    # 18 MB, not MiB: base64 of 18 MiB is 25,165,824 bytes, over the 25 MB body cap.
-    max_inline_image_bytes=18_000_000,
-    max_image_bytes=50 * 1024 * 1024,
-    max_text_chars=50_000,
-)
-MARENGO_3 = ModelSpec(
-    model_id="twelvelabs.marengo-embed-3-0-v1:0",
-    family="marengo",
-    dimensions=(512,),
-    default_dimension=512,
-    max_inline_image_bytes=5 * 1024 * 1024,
-    max_image_bytes=5 * 1024 * 1024,
-    max_text_chars=500,
-    image_formats=("jpeg", "png"),
-)
-MODELS: dict[str, ModelSpec] = {m.model_id: m for m in (NOVA_MME, MARENGO_3)}
-
-
-# --------------------------------------------------------------------------- limits
-
-
-@dataclass(frozen=True)
-class ServiceLimits:
-    """Hard limits of the AWS services, enforced in one place by the core."""
-
-    # Amazon S3 Vectors (GA)
-    put_vectors_max_vectors: int = 500
-    put_vectors_max_request_bytes: int = 20 * 1024 * 1024
-    filterable_metadata_max_bytes: int = 2 * 1024
-    total_metadata_max_bytes: int = 40 * 1024
-    metadata_max_keys: int = 50
-    non_filterable_keys_max: int = 10
-    vector_key_max_chars: int = 1024
-    query_top_k_max: int = 100
-    get_vectors_max_keys: int = 100
-    delete_vectors_max_keys: int = 500
-    # Amazon Bedrock
-    invoke_model_max_body_bytes: int = 25 * 1000 * 1000
-    # Amazon SQS
-    sqs_batch_max_entries: int = 10
-    sqs_message_max_bytes: int = 256 * 1024
-    sqs_dedup_window_seconds: int = 300
-    # AWS Lambda
-    lambda_min_event_source_max_concurrency: int = 2
-
-
-LIMITS = ServiceLimits()
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-@dataclass(frozen=True)
-class MetricNames:
-    """The pipeline's own CloudWatch metrics (EMF, namespace ``metrics_namespace``).
-
-    All carry the dimension ``service`` (= ``service_name``); ``permanent_failures_by_reason``
-    also carries ``reason``. The embedder emits them, the dashboard and ``status`` read them.
-    """
-
-    images_embedded: str = "ImagesEmbedded"
-    vectors_deleted: str = "VectorsDeleted"
-    unchanged_skipped: str = "UnchangedSkipped"
-    stale_skipped: str = "StaleSkipped"
-    permanent_failures: str = "PermanentFailures"
-    permanent_failures_by_reason: str = "PermanentFailuresByReason"
-    transient_retries: str = "TransientRetries"
-    transient_failures: str = "TransientFailures"
-    """Messages handed back to SQS for redelivery (throttling that outlasted the budget...)."""
-    embedding_latency_ms: str = "EmbeddingLatency"
-    bytes_read: str = "BytesRead"
-    messages_routed: str = "MessagesRouted"
-
-
-METRICS = MetricNames()
-
-
-# --------------------------------------------------------------------------- prices
-
-
-@dataclass(frozen=True)
-class Prices:
-    """On-demand list prices (USD, us-east-1) used only for the backfill estimate."""
-
-    bedrock_nova_image_embedding: float = 0.00006
-    bedrock_marengo_image_embedding: float = 0.00007
-    s3vectors_put_per_gb: float = 0.20
-    s3vectors_put_min_billed_bytes: int = 128 * 1024
-    """Each PutVectors request is billed at least this much logical data (so one vector
-    per request costs like 128 KiB); reported by third-party analyses of S3 Vectors
-    pricing and consistent with AWS's advice to batch puts for cost. Estimate only."""
-    s3vectors_storage_per_gb_month: float = 0.06
-    lambda_gb_second_arm64: float = 0.0000133334
-    lambda_gb_second_x86_64: float = 0.0000166667
-    lambda_per_million_requests: float = 0.20
-    sqs_fifo_per_million_requests: float = 0.50
-    s3_get_per_thousand: float = 0.0004
-
-
-PRICES = Prices()
 
 
 # --------------------------------------------------------------------------- config
@@ -245,11 +112,6 @@ class PipelineConfig:
     @property
     def model(self) -> ModelSpec:
         return MODELS[self.model_id]
-
-    @property
-    def non_filterable_metadata_keys(self) -> tuple[str, ...]:
-        """Metadata keys declared non-filterable in the index (see ``vectors.py``)."""
-        return ("s3_uri", "source_key_full")
 
     # ------------------------------------------------------------------ readers
 
@@ -476,20 +338,9 @@ def _validate(cfg: PipelineConfig) -> None:
 
 
 __all__ = [
-    "EMBEDDER_HANDLER",
     "IMAGE_SUFFIXES",
-    "LIMITS",
-    "MARENGO_3",
-    "METRICS",
-    "MODELS",
-    "NOVA_MME",
-    "PRICES",
-    "ROUTER_HANDLER",
+    "Architecture",
     "ConfigError",
-    "MetricNames",
-    "ModelSpec",
     "PipelineConfig",
-    "Prices",
-    "ServiceLimits",
     "load_config",
 ]

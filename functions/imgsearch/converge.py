@@ -25,21 +25,10 @@ This module holds the pure parts of those decisions; ``imgsearch.ingest`` does t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-from imgsearch.config import ModelSpec
-
-Outcome = Literal[
-    "embedded",
-    "unchanged",
-    "deleted",
-    "stale_skipped",
-    "permanent_failure",
-    "transient_failure",
-]
-OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
-SUCCESS_OUTCOMES: frozenset[str] = frozenset(OUTCOMES) - {"transient_failure"}
-"""Outcomes after which the message is acknowledged (deleted from the queue)."""
+from imgsearch.aws_errors import is_not_found_code
+from imgsearch.models import ModelSpec
 
 # Stable machine reasons owned by this module (never rename).
 INVALID_MESSAGE = "invalid_message"
@@ -96,7 +85,7 @@ def total_size(content_range: str | None, content_length: int) -> int:
 
 def classify_s3_error(code: str, status: int) -> tuple[S3Verdict, str]:
     """What a failed ``HeadObject``/``GetObject`` means for the message, and its reason."""
-    if code in ("NoSuchKey", "NotFound", "404") or status == 404:
+    if is_not_found_code(code, status):
         return "gone", "gone"
     if code == "PreconditionFailed" or status == 412:
         return "stale", "stale"

@@ -52,7 +52,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from imgsearch.config import ModelSpec
+from imgsearch.models import ModelSpec
 
 # Stable machine reasons (logged and used as a metric dimension: never rename).
 THROTTLED = "throttled"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-from imgsearch.config import LIMITS
+from imgsearch.limits import LIMITS
 from imgsearch.messages import (
     MessageError,
     ObjectMessage,

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsearch import converge
 from imgsearch.config import PipelineConfig
-from imgsearch.converge import Outcome
+from imgsearch.contract import SUCCESS_OUTCOMES, Outcome
 from imgsearch.embeddings import Embedder, EmbeddingError
 from imgsearch.images import HEADER_READ_BYTES, UnsupportedImage, sniff
 from imgsearch.messages import MessageError, ObjectMessage, now_iso, parse_message, vector_key
@@ -56,7 +56,7 @@ class Result:
 
     @property
     def acknowledged(self) -> bool:
-        return self.outcome in converge.SUCCESS_OUTCOMES
+        return self.outcome in SUCCESS_OUTCOMES
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgsearch.config import LIMITS
 from imgsearch.images import ImageInfo
+from imgsearch.limits import LIMITS
 
 S3_URI = "s3_uri"
 SOURCE_KEY_FULL = "source_key_full"
 NON_FILTERABLE_KEYS: tuple[str, ...] = (S3_URI, SOURCE_KEY_FULL)
-"""Must equal ``PipelineConfig.non_filterable_metadata_keys`` (the index declares them)."""
+"""Metadata keys the index declares non-filterable (the stack and the local cloud read this)."""
 FILTERABLE_KEYS: tuple[str, ...] = (
     "source_bucket",
     "source_key",

@@ -8,7 +8,7 @@ Routes (all on 127.0.0.1)::
     POST /api/search/image?k=5&prefix=05/   body = the image bytes (upload or drop)
     GET  /api/status            the same figures as ``imgsearch status --output json``
 
-Searches go through :class:`scripts.search.Searcher`, the CLI's own code path. Each
+Searches go through :class:`scripts.ops.search.Searcher`, the CLI's own code path. Each
 result carries a presigned GET URL of its image (SigV4, against the endpoint in use,
 so thumbnails also load from the local cloud). Errors answer ``{"error": "..."}``
 with 400 (bad input), 413 (image too large) or 502 (an AWS call failed), never a
@@ -31,14 +31,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from imgsearch.config import LIMITS, PipelineConfig
-from scripts import status as status_mod
-from scripts import where
-from scripts.cli_common import CliError, describe_aws_error, one_line
-from scripts.search import DEFAULT_K, Searcher, SearchResult, describe_index, image_from_bytes
+from imgsearch.config import PipelineConfig
+from imgsearch.limits import LIMITS
+from scripts.common.cli import CliError, describe_aws_error, one_line
+from scripts.ops import status as status_mod
+from scripts.ops import where
+from scripts.ops.search import DEFAULT_K, Searcher, SearchResult, describe_index, image_from_bytes
 
 if TYPE_CHECKING:
-    from scripts.imgsearch import Context
+    from scripts.imgsearch.cli import Context
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 PRESIGN_SECONDS = 3600

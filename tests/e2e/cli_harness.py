@@ -1,9 +1,9 @@
 """Running the ``imgsearch`` CLI against a local cloud, in-process or as a real process.
 
-In-process runs call :func:`scripts.imgsearch.main` with the cloud's ``AWS_*`` variables
+In-process runs call :func:`scripts.imgsearch.cli.main` with the cloud's ``AWS_*`` variables
 exported (exactly how a user points the CLI at ``make local``); an exception escaping
 ``main`` fails the test, so "never a traceback" is checked on every call. Subprocess
-runs go through ``python -m scripts.imgsearch`` for what only a real process shows
+runs go through ``python -m scripts.imgsearch.cli`` for what only a real process shows
 (the entry point, stderr, no credentials at all).
 """
 
@@ -22,7 +22,7 @@ import pytest
 from imgsearch.config import load_config
 from localcloud.cloud import LocalCloud
 from localcloud.samples import encode, photo
-from scripts.imgsearch import main
+from scripts.imgsearch.cli import main
 from tests.e2e.conftest import E2E_CONFIG, upload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def run_process(
     env: Mapping[str, str], *argv: str, stdin: str | None = None, timeout: float = 120
 ) -> CliRun:
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.imgsearch", *argv],
+        [sys.executable, "-m", "scripts.imgsearch.cli", *argv],
         cwd=REPO,
         env={**clean_env(), **env},
         input=stdin if stdin is not None else "",

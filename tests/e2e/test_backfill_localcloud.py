@@ -16,7 +16,7 @@ import pytest
 
 from localcloud.cloud import LocalCloud
 from localcloud.samples import sample_set
-from scripts.backfill import main
+from scripts.backfill.cli import main
 from tests.e2e.conftest import assert_accounted, upload
 from tests.unit import backfill_support as bs
 

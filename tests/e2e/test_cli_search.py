@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imgsearch.config import LIMITS
+from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
 from localcloud.cloud import LocalCloud
 from tests.e2e.cli_harness import (
@@ -281,7 +281,7 @@ def test_a_large_s3_query_image_goes_by_s3_location(
     """Above the inline limit the query image is not downloaded: Bedrock reads it from S3."""
     import dataclasses
 
-    from imgsearch.config import MODELS
+    from imgsearch.models import MODELS
 
     model_id = seeded_cloud.cfg.model_id
     small_limit = dataclasses.replace(MODELS[model_id], max_inline_image_bytes=4096)

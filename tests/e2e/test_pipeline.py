@@ -131,7 +131,7 @@ def test_only_selected_keys_are_indexed(make_cloud: Callable[..., LocalCloud]) -
 
 
 def test_marengo_pipeline(make_cloud: Callable[..., LocalCloud]) -> None:
-    from imgsearch.config import MARENGO_3
+    from imgsearch.models import MARENGO_3
 
     cloud = make_cloud(model_id=MARENGO_3.model_id, dimension=MARENGO_3.default_dimension)
     for s in sample_set(("rocket", "coffee"), variants=("cropped",), max_side=128):

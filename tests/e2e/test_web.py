@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 
 from localcloud.cloud import LocalCloud
-from scripts.imgsearch import Context, build_parser
+from scripts.imgsearch.cli import Context, build_parser
 from scripts.web.app import WebContext, create_app
 from tests.e2e.cli_harness import COLOURS, library, run_process, seeded_cloud
 from tests.e2e.conftest import assert_accounted
@@ -161,7 +161,7 @@ def test_serve_command_starts_and_answers(served: Served, tmp_path: Path) -> Non
     port = free_port()
     env = {**clean_env(), **served.cloud.env}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.imgsearch", "serve", "--port", str(port)],
+        [sys.executable, "-m", "scripts.imgsearch.cli", "serve", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

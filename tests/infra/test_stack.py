@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from imgsearch.config import IMAGE_SUFFIXES, METRICS, PipelineConfig
-from infra.outputs import OUTPUT_KEYS
+from imgsearch.config import IMAGE_SUFFIXES, PipelineConfig
+from imgsearch.contract import METRICS, OUTPUT_KEYS
+from imgsearch.vectors import NON_FILTERABLE_KEYS
 from infra.storage import INVENTORY_FIELDS
 from tests.infra.conftest import Synth, SynthFn, cdk_context
 
@@ -289,9 +290,7 @@ def test_vector_index_dimension_metric_and_non_filterable_keys(
         "Dimension": 1024,
         "DistanceMetric": "cosine",
         "IndexName": "images",
-        "MetadataConfiguration": {
-            "NonFilterableMetadataKeys": list(PipelineConfig().non_filterable_metadata_keys)
-        },
+        "MetadataConfiguration": {"NonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
         "VectorBucketArn": {"Fn::GetAtt": [ids["vector_bucket"], "VectorBucketArn"]},
     }
     assert index["DeletionPolicy"] == index["UpdateReplacePolicy"] == "Retain"

@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3.session
 
-from scripts.backfill import DEFAULT_CHECKPOINT
+from scripts.backfill.cli import DEFAULT_CHECKPOINT
 
 
 def main() -> int:
@@ -49,7 +49,7 @@ def main() -> int:
         self.events.register("after-call.sqs.SendMessageBatch", on_after_call)
 
     setattr(boto3.session.Session, "__init__", init)  # noqa: B010 - a test/bench hook
-    from scripts.backfill import main as backfill
+    from scripts.backfill.cli import main as backfill
 
     return backfill(argv)
 

@@ -34,6 +34,7 @@ from moto import mock_aws
 
 from imgsearch.config import PipelineConfig
 from imgsearch.messages import ObjectMessage, for_backfill, from_s3_record, to_send_entry
+from imgsearch.vectors import NON_FILTERABLE_KEYS
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -78,9 +79,7 @@ class Pipeline:
             dataType="float32",
             dimension=cfg.dimension,
             distanceMetric=cfg.distance_metric,
-            metadataConfiguration={
-                "nonFilterableMetadataKeys": list(cfg.non_filterable_metadata_keys)
-            },
+            metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
         )
         self._log = io.StringIO()
         self.bedrock_requests: list[dict[str, Any]] = []

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from imgsearch.config import load_config
 from imgsearch.messages import dedup_id, from_s3_record, group_id, parse_message, to_send_entry
-from scripts.backfill import main
+from scripts.backfill.cli import main
 from tests.unit import backfill_support as bs
 from tests.unit.backfill_support import CLI_BASE, Obj, aws_env
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from scripts.inventory import (
+from scripts.backfill.inventory import (
     InventoryError,
     InventoryRow,
     ListingRows,

@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 from moto import mock_aws
 
 from imgsearch.config import load_config
-from infra.outputs import OUTPUTS
-from scripts.cli_common import (
+from imgsearch.contract import OUTPUTS
+from scripts.common.cli import (
     EXIT_BROKEN_PIPE,
     Clients,
     CliError,
@@ -25,7 +25,7 @@ from scripts.cli_common import (
     parse_context,
     run_main,
 )
-from scripts.resources import Resources
+from scripts.common.deployment import Resources
 from tests.unit.backfill_support import aws_env
 
 __all__ = ["aws_env"]

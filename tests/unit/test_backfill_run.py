@@ -15,21 +15,23 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from imgsearch.config import PRICES, load_config
+from imgsearch.config import load_config
+from imgsearch.pricing import PRICES
 from imgsearch.selection import KeySelection
-from scripts.backfill import Backfill, Options, manifest_source
-from scripts.checkpoint import (
+from scripts.backfill.checkpoint import (
     Checkpoint,
     CheckpointError,
     InputProgress,
     LocalCheckpointStore,
     open_store,
 )
-from scripts.estimate import Workload, estimate, format_duration
-from scripts.filters import RowFilter, parse_size
-from scripts.inventory import InventoryRow, load_manifest
-from scripts.progress import Snapshot, make_reporter
-from scripts.sender import RetryPolicy
+from scripts.backfill.cli import Backfill, Options, manifest_source
+from scripts.backfill.estimate import Workload, estimate
+from scripts.backfill.filters import RowFilter, parse_size
+from scripts.backfill.inventory import InventoryRow, load_manifest
+from scripts.backfill.progress import Snapshot, make_reporter
+from scripts.backfill.sender import RetryPolicy
+from scripts.common.console import format_duration
 from tests.unit import backfill_support as bs
 from tests.unit.backfill_support import aws_env
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from scripts.sender import (
+from scripts.backfill.sender import (
     AdaptiveLimiter,
     Batch,
     BatchSender,

@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from imgsearch.config import PipelineConfig
 from imgsearch.messages import for_backfill, group_id
-from scripts.dlq import _send_entry, redrive, redrive_dedup_id
+from scripts.ops.dlq import _send_entry, redrive, redrive_dedup_id
 
 DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-embed-dlq.fifo"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-embed.fifo"
@@ -185,7 +185,7 @@ def _logs_client() -> Any:
 
 
 def test_log_lookup_keeps_the_latest_failure_line_of_the_object() -> None:
-    from scripts.dlq import LogLookup
+    from scripts.ops.dlq import LogLookup
 
     client = _logs_client()
     line = '{"level":"WARNING","vector_key":"%s","outcome":"%s","reason":"%s","detail":"d%s"}'
@@ -230,7 +230,7 @@ def test_log_lookup_keeps_the_latest_failure_line_of_the_object() -> None:
 
 
 def test_log_lookup_without_a_log_group_says_so_once() -> None:
-    from scripts.dlq import LogLookup
+    from scripts.ops.dlq import LogLookup
 
     client = _logs_client()
     notes: list[str] = []

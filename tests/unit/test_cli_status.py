@@ -10,8 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from imgsearch.config import METRICS, PipelineConfig
-from scripts.status import eta, oldest_message_age, pipeline_metrics
+from imgsearch.config import PipelineConfig
+from imgsearch.contract import METRICS
+from scripts.ops.status import eta, oldest_message_age, pipeline_metrics
 
 
 @pytest.fixture

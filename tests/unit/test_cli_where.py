@@ -8,8 +8,8 @@ import pytest
 
 from imgsearch.images import ImageInfo
 from imgsearch.vectors import FILTERABLE_KEYS, NUMERIC_KEYS, build_metadata
-from scripts.cli_common import CliError
-from scripts.where import combine, parse_filter_json, parse_where, prefix_filter
+from scripts.common.cli import CliError
+from scripts.ops.where import combine, parse_filter_json, parse_where, prefix_filter
 
 
 @pytest.mark.parametrize(

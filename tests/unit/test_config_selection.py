@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imgsearch.config import MARENGO_3, NOVA_MME, ConfigError, PipelineConfig, load_config
+from imgsearch.config import ConfigError, PipelineConfig, load_config
+from imgsearch.models import MARENGO_3, NOVA_MME
 from imgsearch.selection import KeySelection
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imgsearch import converge
-from imgsearch.config import MARENGO_3, NOVA_MME
+from imgsearch import contract, converge
 from imgsearch.images import HEADER_READ_BYTES
+from imgsearch.models import MARENGO_3, NOVA_MME
 
 MODEL = NOVA_MME.model_id
 
@@ -70,4 +70,4 @@ def test_image_route() -> None:
 
 
 def test_success_outcomes_exclude_only_transient() -> None:
-    assert set(converge.OUTCOMES) - converge.SUCCESS_OUTCOMES == {"transient_failure"}
+    assert set(contract.OUTCOMES) - contract.SUCCESS_OUTCOMES == {"transient_failure"}

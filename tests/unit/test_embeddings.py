@@ -12,7 +12,6 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from imgsearch.config import LIMITS, MARENGO_3, NOVA_MME
 from imgsearch.embeddings import (
     Embedder,
     EmbeddingError,
@@ -22,6 +21,8 @@ from imgsearch.embeddings import (
     parse_response,
     text_request,
 )
+from imgsearch.limits import LIMITS
+from imgsearch.models import MARENGO_3, NOVA_MME
 
 # --------------------------------------------------------------------------- requests
 

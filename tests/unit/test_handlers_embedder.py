@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 from botocore.stub import Stubber
 
-from imgsearch.config import MARENGO_3, METRICS
+from imgsearch.contract import METRICS
 from imgsearch.messages import vector_key
+from imgsearch.models import MARENGO_3
 from tests.unit.imaging import jpeg, make_image
 from tests.unit.lambda_harness import SOURCE, FakeContext, Pipeline, start
 

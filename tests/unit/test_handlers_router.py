@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from imgsearch.config import METRICS
+from imgsearch.contract import METRICS
 from imgsearch.enqueue import NOT_IN_RESPONSE, messages_from_event, send_messages, settle_batch
 from imgsearch.messages import for_backfill, group_id, parse_message
 from imgsearch.selection import KeySelection

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imgsearch.config import MARENGO_3, NOVA_MME
 from imgsearch.embeddings import image_request, parse_response, text_request
+from imgsearch.models import MARENGO_3, NOVA_MME
 from localcloud import standin_model
 from localcloud.bedrock import invoke_model, resolve_model
 from localcloud.errors import ServiceError

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from imgsearch.config import LIMITS
+from imgsearch.limits import LIMITS
 from localcloud.errors import ServiceError
 from localcloud.metadata_filter import compile_filter
 from localcloud.vectorstore import IndexData

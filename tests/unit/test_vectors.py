@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from imgsearch.config import LIMITS, PipelineConfig
 from imgsearch.images import ImageInfo
+from imgsearch.limits import LIMITS
 from imgsearch.vectors import (
     FILTERABLE_KEYS,
     NON_FILTERABLE_KEYS,
@@ -67,10 +67,6 @@ def test_prefix_is_the_folder() -> None:
     assert key_prefix("a.jpg") == ""
     assert key_prefix("a/b/c.jpg") == "a/b/"
     assert key_prefix("a//c.jpg") == "a//"
-
-
-def test_non_filterable_keys_match_what_the_stack_declares() -> None:
-    assert PipelineConfig().non_filterable_metadata_keys == NON_FILTERABLE_KEYS
 
 
 def test_long_key_moves_to_non_filterable_and_stays_whole() -> None:

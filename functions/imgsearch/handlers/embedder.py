@@ -8,7 +8,7 @@ Thin: builds the clients once per container, hands the batch to
   (``embedded`` | ``unchanged`` | ``deleted`` | ``stale_skipped`` |
   ``permanent_failure`` | ``transient_failure``), ``reason`` for failures, and
   ``bucket``, ``key``, ``vector_key``, ``message_id``;
-* EMF metrics named in ``imgsearch.config.METRICS`` (dimension ``service``;
+* EMF metrics named in ``imgsearch.contract.METRICS`` (dimension ``service``;
   ``PermanentFailuresByReason`` also ``reason``);
 * the SQS partial-batch response via Powertools' ``SqsFifoPartialProcessor``:
   transient failures (and later messages of the same group) are redelivered,
@@ -29,7 +29,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 
 from imgsearch import converge
-from imgsearch.config import METRICS, PipelineConfig
+from imgsearch.config import PipelineConfig
+from imgsearch.contract import METRICS
 from imgsearch.embeddings import Embedder
 from imgsearch.ingest import BatchItem, Ingestor, Result
 from imgsearch.vectors import VectorIndex

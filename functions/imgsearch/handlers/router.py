@@ -16,7 +16,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-from imgsearch.config import METRICS, ConfigError, PipelineConfig
+from imgsearch.config import ConfigError, PipelineConfig
+from imgsearch.contract import METRICS
 from imgsearch.enqueue import messages_from_event, send_messages
 from imgsearch.messages import vector_key
 from imgsearch.selection import KeySelection

@@ -14,12 +14,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imgsearch.config import LIMITS
+from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
 from imgsearch.vectors import VectorIndex
-from scripts.cli_common import CliError, error_code
-from scripts.search import source_of
-from scripts.verify import list_vectors
+from scripts.common.cli import CliError, error_code
+from scripts.ops.search import source_of
+from scripts.ops.verify import list_vectors
 
 
 @dataclass

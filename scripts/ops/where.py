@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from imgsearch.vectors import FILTERABLE_KEYS, NON_FILTERABLE_KEYS, NUMERIC_KEYS
-from scripts.cli_common import CliError
+from scripts.common.cli import CliError
 
 FIELD_OPERATORS: tuple[str, ...] = (
     "$eq",

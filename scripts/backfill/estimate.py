@@ -1,7 +1,7 @@
 """How long and how much: the dry-run estimate for embedding what a backfill would send.
 
 Everything comes from the config (concurrency, batch size, memory, architecture,
-dimension, model) and :data:`imgsearch.config.PRICES`; the only free parameter is the
+dimension, model) and :data:`imgsearch.pricing.PRICES`; the only free parameter is the
 per-image latency (Bedrock call + S3 read + PutVectors), which the operator can pass
 from the ``EmbeddingLatency`` metric of a running stack. The assumptions are part of
 the result, so the printed numbers say what they rest on.
@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from imgsearch.config import PRICES, PipelineConfig, Prices
+from imgsearch.config import PipelineConfig
+from imgsearch.pricing import PRICES, Prices
+from scripts.common.console import format_duration
 
 GIB = 1024**3
 VECTOR_KEY_BYTES = 64
@@ -120,18 +122,3 @@ def estimate(
         vector_bytes=vector_bytes,
         assumptions=assumptions,
     )
-
-
-def format_duration(seconds: float) -> str:
-    """``93784`` -> ``1d 2h 3m``; short and readable in a summary."""
-    seconds = round(seconds)
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {minutes}m"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imgsearch.selection import KeySelection
-from scripts.cli_common import CliError
-from scripts.inventory import InventoryRow
+from scripts.backfill.inventory import InventoryRow
+from scripts.common.cli import CliError
 
 SKIP_REASONS = (
     "delete_marker",

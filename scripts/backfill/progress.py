@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TextIO
 
-from scripts.estimate import format_duration
+from scripts.common.console import format_duration
 
 ProgressMode = Literal["auto", "bar", "log", "none"]
 

@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, NoReturn
 
-from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.config import PipelineConfig
+from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
 from imgsearch.vectors import VectorIndex
-from scripts import deletion, dlq, status, verify, where
-from scripts.cli_common import (
+from scripts.common.cli import (
     EXIT_ERROR,
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -42,7 +42,7 @@ from scripts.cli_common import (
     config_from_args,
     run_main,
 )
-from scripts.output import (
+from scripts.common.console import (
     OUTPUT_FORMATS,
     human_bytes,
     note,
@@ -50,8 +50,9 @@ from scripts.output import (
     render_pairs,
     render_table,
 )
-from scripts.resources import Resources
-from scripts.search import (
+from scripts.common.deployment import Resources
+from scripts.ops import deletion, dlq, status, verify, where
+from scripts.ops.search import (
     DEFAULT_K,
     IndexInfo,
     Searcher,

@@ -34,15 +34,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.config import PipelineConfig
 from imgsearch.converge import normalize_etag
 from imgsearch.enqueue import send_messages
+from imgsearch.limits import LIMITS
 from imgsearch.messages import ObjectMessage, for_backfill, now_iso, vector_key
 from imgsearch.selection import KeySelection
 from imgsearch.vectors import VectorIndex, stored_etag
-from scripts.cli_common import CREDENTIAL_ERRORS, CliError, error_code
-from scripts.dlq import LogLookup
-from scripts.search import source_of
+from scripts.common.cli import CREDENTIAL_ERRORS, CliError, error_code
+from scripts.ops.dlq import LogLookup
+from scripts.ops.search import source_of
 
 RECENT_SECONDS = 900
 """Objects changed this recently may simply still be in the queue."""

@@ -15,8 +15,8 @@ from functools import cached_property
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsearch.config import PipelineConfig
-from infra.outputs import OUTPUTS
-from scripts.cli_common import CREDENTIAL_ERRORS, Clients, CliError, describe_aws_error, error_code
+from imgsearch.contract import OUTPUTS
+from scripts.common.cli import CREDENTIAL_ERRORS, Clients, CliError, describe_aws_error, error_code
 
 QUEUE_MISSING_CODES = frozenset(
     {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}

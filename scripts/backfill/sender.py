@@ -38,7 +38,7 @@ from botocore.exceptions import (
 )
 
 from imgsearch.enqueue import settle_batch
-from scripts.cli_common import CliError, describe_aws_error, error_code
+from scripts.common.cli import CliError, describe_aws_error, error_code
 
 THROTTLING_CODES = frozenset(
     {

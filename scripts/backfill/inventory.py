@@ -31,7 +31,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from scripts.cli_common import CliError, describe_aws_error, error_code
+from scripts.common.cli import CliError, describe_aws_error, error_code
 
 S3ClientFactory = Callable[[], Any]
 """Returns the S3 client; called only when something really lives in S3."""

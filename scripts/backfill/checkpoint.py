@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from scripts.cli_common import CliError, describe_aws_error, error_code
-from scripts.inventory import S3ClientFactory, parse_s3_uri
+from scripts.backfill.inventory import S3ClientFactory, parse_s3_uri
+from scripts.common.cli import CliError, describe_aws_error, error_code
 
 FORMAT_VERSION = 1
 

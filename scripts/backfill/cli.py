@@ -5,12 +5,12 @@ Existing objects never produce S3 events; this script reads an S3 Inventory repo
 selected object to the embedding queue with the router's own message, group id and
 deduplication id, so a live event and a backfill of the same object version collapse.
 
-    python -m scripts.backfill latest --dry-run
-    python -m scripts.backfill s3://inventory-bucket/.../2024-05-01T01-00Z/manifest.json
-    python -m scripts.backfill --from-listing s3://photos/2024/
+    python -m scripts.backfill.cli latest --dry-run
+    python -m scripts.backfill.cli s3://inventory-bucket/.../2024-05-01T01-00Z/manifest.json
+    python -m scripts.backfill.cli --from-listing s3://photos/2024/
 
 Progress is checkpointed after acknowledged batches (gap-free: see
-``scripts.sender.Watermark``); run the same command again after Ctrl-C or a crash
+``scripts.backfill.sender.Watermark``); run the same command again after Ctrl-C or a crash
 and it continues where it stopped. The final summary is JSON on stdout.
 """
 
@@ -32,26 +32,14 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.config import PipelineConfig
+from imgsearch.limits import LIMITS
 from imgsearch.messages import for_backfill, now_iso, to_send_entry
 from imgsearch.selection import KeySelection
-from scripts.checkpoint import Checkpoint, CheckpointStore, InputProgress, open_store
-from scripts.cli_common import (
-    EXIT_ERROR,
-    EXIT_INCOMPLETE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    CliError,
-    add_aws_options,
-    clients_from_args,
-    config_from_args,
-    describe_aws_error,
-    error_code,
-    run_main,
-)
-from scripts.estimate import Workload, estimate
-from scripts.filters import RowFilter, parse_date, parse_size
-from scripts.inventory import (
+from scripts.backfill.checkpoint import Checkpoint, CheckpointStore, InputProgress, open_store
+from scripts.backfill.estimate import Workload, estimate
+from scripts.backfill.filters import RowFilter, parse_date, parse_size
+from scripts.backfill.inventory import (
     DataFile,
     InventoryError,
     InventoryRow,
@@ -67,9 +55,8 @@ from scripts.inventory import (
     resolve_manifest,
     schema_columns,
 )
-from scripts.progress import Reporter, Snapshot, make_reporter
-from scripts.resources import QUEUE_MISSING_CODES, Resources
-from scripts.sender import (
+from scripts.backfill.progress import Reporter, Snapshot, make_reporter
+from scripts.backfill.sender import (
     AdaptiveLimiter,
     Batch,
     BatchSender,
@@ -79,6 +66,20 @@ from scripts.sender import (
     SendResult,
     Watermark,
 )
+from scripts.common.cli import (
+    EXIT_ERROR,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CliError,
+    add_aws_options,
+    clients_from_args,
+    config_from_args,
+    describe_aws_error,
+    error_code,
+    run_main,
+)
+from scripts.common.deployment import QUEUE_MISSING_CODES, Resources
 
 PROG = "imgsearch-backfill"
 DEFAULT_CHECKPOINT = "imgsearch-backfill.checkpoint.json"

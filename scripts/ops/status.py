@@ -1,7 +1,7 @@
 """``status``: where the pipeline is — backlog, in flight, DLQ, throughput, ETA.
 
 Queue depths come from SQS ``GetQueueAttributes`` (exact enough, and instant). Work done
-comes from the pipeline's own CloudWatch metrics (``imgsearch.config.METRICS``, emitted
+comes from the pipeline's own CloudWatch metrics (``imgsearch.contract.METRICS``, emitted
 by the embedder as EMF; in the local cloud the runtime forwards the same EMF lines to
 its CloudWatch, so this code reads both the same way). The age of the oldest message is
 SQS's own CloudWatch metric ``AWS/SQS ApproximateAgeOfOldestMessage`` (SQS publishes it
@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from imgsearch.config import METRICS, PipelineConfig
-from scripts.output import human_duration, render_pairs
+from imgsearch.config import PipelineConfig
+from imgsearch.contract import METRICS
+from scripts.common.console import format_duration, render_pairs
 
 HOUR = 3600
 RATE_WINDOW_SECONDS = 600
@@ -85,7 +86,7 @@ class Status:
             (
                 "  oldest message",
                 (
-                    f"{human_duration(self.oldest_message_age_seconds)} "
+                    f"{format_duration(self.oldest_message_age_seconds)} "
                     f"({self.oldest_message_age_source})"
                     if self.oldest_message_age_seconds is not None
                     else f"unknown ({self.oldest_message_age_source})"
@@ -101,7 +102,7 @@ class Status:
             ("throughput", f"{self.rate_per_second * 60:.1f} messages/min (last 10 min)"),
             (
                 "ETA for the backlog",
-                f"{human_duration(self.eta_seconds)} ({self.eta_note})"
+                f"{format_duration(self.eta_seconds)} ({self.eta_note})"
                 if self.eta_seconds is not None
                 else self.eta_note,
             ),

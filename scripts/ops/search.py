@@ -19,11 +19,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from imgsearch import converge
-from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.config import PipelineConfig
 from imgsearch.embeddings import ACCESS_DENIED, MODEL_NOT_FOUND, Embedder, EmbeddingError
 from imgsearch.images import HEADER_READ_BYTES, UnsupportedImage, sniff
+from imgsearch.limits import LIMITS
 from imgsearch.vectors import S3_URI, SOURCE_KEY_FULL, VectorIndex
-from scripts.cli_common import CliError, error_code
+from scripts.common.cli import CliError, error_code
 
 DEFAULT_K = 5
 

@@ -30,10 +30,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imgsearch.config import LIMITS, PipelineConfig
+from imgsearch.config import PipelineConfig
+from imgsearch.limits import LIMITS
 from imgsearch.messages import MessageError, group_id, parse_message, vector_key
 from imgsearch.vectors import VectorIndex
-from scripts.cli_common import CREDENTIAL_ERRORS, describe_aws_error, error_code
+from scripts.common.cli import CREDENTIAL_ERRORS, describe_aws_error, error_code
 
 MOVE_TASK_UNSUPPORTED = frozenset(
     {

@@ -63,18 +63,19 @@ def human_bytes(size: int | None) -> str | None:
     return f"{size} B"  # pragma: no cover - loop always returns
 
 
-def human_duration(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    seconds = max(0.0, float(seconds))
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 48 * 3600:
-        hours, rest = divmod(int(seconds), 3600)
-        return f"{hours}h{rest // 60:02d}m"
-    return f"{seconds / 86400:.1f}d"
+def format_duration(seconds: float) -> str:
+    """``93784`` -> ``1d 2h 3m``; short and readable in a summary."""
+    seconds = round(max(0.0, float(seconds)))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
 
 
 def _cell(value: Any) -> str:
@@ -92,8 +93,8 @@ def _cell(value: Any) -> str:
 __all__ = [
     "OUTPUT_FORMATS",
     "OutputFormat",
+    "format_duration",
     "human_bytes",
-    "human_duration",
     "note",
     "print_json",
     "render_pairs",

@@ -1,0 +1,36 @@
+"""Hard limits of the AWS services, enforced in one place by the core (and the local cloud)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """Hard limits of the AWS services, enforced in one place by the core."""
+
+    # Amazon S3 Vectors (GA)
+    put_vectors_max_vectors: int = 500
+    put_vectors_max_request_bytes: int = 20 * 1024 * 1024
+    filterable_metadata_max_bytes: int = 2 * 1024
+    total_metadata_max_bytes: int = 40 * 1024
+    metadata_max_keys: int = 50
+    non_filterable_keys_max: int = 10
+    vector_key_max_chars: int = 1024
+    query_top_k_max: int = 100
+    get_vectors_max_keys: int = 100
+    delete_vectors_max_keys: int = 500
+    # Amazon Bedrock
+    invoke_model_max_body_bytes: int = 25 * 1000 * 1000
+    # Amazon SQS
+    sqs_batch_max_entries: int = 10
+    sqs_message_max_bytes: int = 256 * 1024
+    sqs_dedup_window_seconds: int = 300
+    # AWS Lambda
+    lambda_min_event_source_max_concurrency: int = 2
+
+
+LIMITS = ServiceLimits()
+
+
+__all__ = ["LIMITS", "ServiceLimits"]

@@ -1,0 +1,1 @@
+"""``imgsearch-backfill``: enqueue every existing image of an S3 Inventory report, resumably."""

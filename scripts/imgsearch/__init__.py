@@ -1,0 +1,1 @@
+"""``imgsearch``: the operator's CLI (search, status, dlq, verify, get, delete, serve)."""

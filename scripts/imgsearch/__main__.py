@@ -1,0 +1,5 @@
+import sys
+
+from scripts.imgsearch.cli import main
+
+sys.exit(main())
