@@ -2,18 +2,24 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# node_modules/.bin comes before the system's: its `node` is the pinned LTS (package.json) that
+# runs the CDK CLI, the CDK app's jsii kernel and fauxqs.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK := npx --no-install cdk
+# Every Python package comes from a hashed lock: nothing is resolved on the day.
+PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
+DEV_LOCK := requirements-dev.lock
+LAMBDA_LOCK := functions/requirements.lock
 
-.PHONY: install chromium build test lint typecheck unit synth deploy destroy diff demo local bench clean
+.PHONY: install chromium build lock test lint typecheck unit synth deploy destroy diff preflight demo local bench clean
 
 # ---------------------------------------------------------------- install
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# The lock pins pip and setuptools too; the project is built without build isolation, so
+# setuptools is the locked one rather than whatever the index serves that day.
+$(VENV)/.installed: $(DEV_LOCK) pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PIP_INSTALL) --require-hashes -r $(DEV_LOCK)
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -31,14 +37,26 @@ chromium:
 
 install: $(VENV)/.installed node_modules/.installed chromium ## Python venv, Node tools, Chromium
 
-# Lambda runtime dependencies, installed once for the Lambda platform (no Docker).
+# Lambda runtime dependencies from their lock, installed once for the Lambda platform (no Docker).
 build: install ## Lambda dependencies for both architectures
-	$(PY) -m scripts.build_lambda
+	$(PY) -m infra.lambda_deps --lock $(LAMBDA_LOCK)
+
+# Rewrites both locks from the requirements files, keeping the pins that still fit; add
+# UV_ARGS=--upgrade to take the newest versions. Both are universal: they hold every platform's
+# wheel hashes, so the dev lock serves Python 3.11+ anywhere and the Lambda lock serves arm64 and
+# x86_64 alike. The Lambda lock is constrained by the dev lock, so the Lambdas ship the very
+# versions the tests ran against.
+UV_COMPILE := $(VENV)/bin/uv pip compile -q --generate-hashes --custom-compile-command "make lock"
+lock: $(VENV)/.installed ## regenerate requirements-dev.lock and functions/requirements.lock
+	$(UV_COMPILE) $(UV_ARGS) --python-version 3.11 --universal -o $(DEV_LOCK) requirements-dev.txt
+	$(UV_COMPILE) $(UV_ARGS) --python-version 3.13 --universal -c $(DEV_LOCK) \
+	  -o $(LAMBDA_LOCK) functions/requirements.txt
 
 # ---------------------------------------------------------------- checks
-lint: install
+lint: install ## ruff, ruff format --check, and the import rules (pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -60,6 +78,10 @@ diff: build
 deploy: build ## CDK_ARGS="-c source_bucket_name=my-photos -c dimension=3072"
 	$(CDK) deploy $(CDK_ARGS)
 
+# What a deploy with the same CDK_ARGS would fail on in this account, and the -c fix.
+preflight: install ## reads the Lambda concurrency quota and Bedrock model access
+	$(PY) -m scripts.preflight $(CDK_ARGS)
+
 destroy: install
 	$(CDK) destroy $(CDK_ARGS)
 
@@ -74,4 +96,4 @@ bench: build
 	$(PY) -m bench.run_all
 
 clean:
-	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,9 +1,12 @@
 """The Lambda asset, bundled on this machine: no Docker, nothing downloaded at synth.
 
-``make build`` (``scripts/build_lambda.py``) installs the runtime dependencies for the
-Lambda platform into ``build/lambda-deps-<arch>``. At synth, CDK calls
-:meth:`LocalBundler.try_bundle`, which copies that folder and our ``imgsearch``
-package into the asset directory. Both functions share the one asset.
+``make build`` (:mod:`infra.lambda_deps`) installs the locked runtime dependencies
+(``functions/requirements.lock``) for the Lambda platform into
+``build/lambda-deps-<arch>``. At synth, CDK calls :meth:`LocalBundler.try_bundle`, which
+copies that folder and our ``imgsearch`` package into the asset directory. Both
+functions share the one asset. ``imgsearch/pricing.py`` stays out: prices serve the
+backfill's cost estimate only, and no handler imports them (an import-linter contract
+in ``pyproject.toml`` keeps it so).
 
 The asset hash is the fingerprint of the bundled output (``AssetHashType.OUTPUT``):
 it changes exactly when what would be deployed changes (code, a dependency, the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +28,15 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
-from scripts.build_lambda import BUILD_DIR, STAMP_NAME, DepsBuild
+from infra.lambda_deps import BUILD_DIR, STAMP_NAME, DepsBuild
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[1] / "functions"
+"""The asset root: our package and its lock (the local cloud's runtime runs from it too)."""
+LOCK_NAME = "requirements.lock"
+"""The hashed lock of ``functions/requirements.txt`` that ``make build`` installs."""
 PACKAGE = "imgsearch"
+LEFT_OUT = frozenset({"pricing.py"})
+"""Modules of the package's top level that the Lambdas never import."""
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", STAMP_NAME)
 
 
@@ -43,7 +52,7 @@ class LocalBundler:
         self, arch: str, functions_dir: Path = FUNCTIONS_DIR, build_dir: Path = BUILD_DIR
     ) -> None:
         self.functions_dir = functions_dir
-        self.deps = DepsBuild(arch, functions_dir / "requirements.txt", build_dir)
+        self.deps = DepsBuild(arch, functions_dir / LOCK_NAME, build_dir)
 
     def check(self) -> None:
         """Fail early, naming the fix, if ``make build`` has not run for these inputs."""
@@ -55,7 +64,7 @@ class LocalBundler:
         if not self.deps.is_up_to_date():
             raise BundlingError(
                 f"Lambda dependencies in {self.deps.target} do not match "
-                f"{self.deps.requirements}; run `make build` to reinstall them"
+                f"{self.deps.lock}; run `make build` to reinstall them"
             )
 
     @jsii.member(jsii_name="tryBundle")
@@ -65,8 +74,21 @@ class LocalBundler:
         shutil.copytree(
             self.deps.target, out, ignore=_IGNORED, copy_function=_link_or_copy, dirs_exist_ok=True
         )
-        shutil.copytree(self.functions_dir / PACKAGE, out / PACKAGE, ignore=_IGNORED)
+        package = self.functions_dir / PACKAGE
+        shutil.copytree(package, out / PACKAGE, ignore=_package_ignore(package))
         return True
+
+
+def _package_ignore(package: Path) -> Callable[[str, list[str]], set[str]]:
+    """Bytecode anywhere, and the :data:`LEFT_OUT` modules at the package's top level."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = set(_IGNORED(directory, names))
+        if Path(directory) == package:
+            ignored |= LEFT_OUT.intersection(names)
+        return ignored
+
+    return ignore
 
 
 def _link_or_copy(src: str, dst: str) -> str:

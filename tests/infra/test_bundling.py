@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.bundling import FUNCTIONS_DIR, BundlingError, LocalBundler
-from scripts.build_lambda import STAMP_NAME, DepsBuild
+from infra.bundling import FUNCTIONS_DIR, LOCK_NAME, BundlingError, LocalBundler
+from infra.lambda_deps import STAMP_NAME, DepsBuild
 from tests.infra.conftest import Synth, SynthFn
 
 
@@ -28,17 +28,18 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     (functions / "imgsearch" / "handlers").mkdir(parents=True)
     (functions / "imgsearch" / "__init__.py").write_text("")
     (functions / "imgsearch" / "handlers" / "router.py").write_text("def lambda_handler(): ...\n")
+    (functions / "imgsearch" / "pricing.py").write_text("PRICES = {}\n")  # estimates only
     (functions / "imgsearch" / "__pycache__").mkdir()
     (functions / "imgsearch" / "__pycache__" / "x.cpython-313.pyc").write_bytes(b"\0")
-    (functions / "requirements.txt").write_text("boto3==1.44.8\n")
+    (functions / LOCK_NAME).write_text("boto3==1.44.8 --hash=sha256:00\n")
     return functions, tmp_path / "build"
 
 
-def test_bundle_holds_the_dependencies_and_our_package_only(
+def test_bundle_holds_the_dependencies_and_our_package_without_the_prices(
     tree: tuple[Path, Path], tmp_path: Path
 ) -> None:
     functions, build = tree
-    DepsBuild("arm64", functions / "requirements.txt", build).run(_fake_pip)
+    DepsBuild("arm64", functions / LOCK_NAME, build).run(_fake_pip)
     out = tmp_path / "asset"
     out.mkdir()
     assert LocalBundler("arm64", functions, build).try_bundle(str(out)) is True
@@ -58,9 +59,9 @@ def test_missing_dependencies_say_run_make_build(tree: tuple[Path, Path], tmp_pa
 
 def test_stale_dependencies_say_run_make_build(tree: tuple[Path, Path], tmp_path: Path) -> None:
     functions, build = tree
-    DepsBuild("arm64", functions / "requirements.txt", build).run(_fake_pip)
-    (functions / "requirements.txt").write_text("boto3==1.44.9\n")
-    with pytest.raises(BundlingError, match=r"do not match .*requirements.txt; run `make build`"):
+    DepsBuild("arm64", functions / LOCK_NAME, build).run(_fake_pip)
+    (functions / LOCK_NAME).write_text("boto3==1.44.9 --hash=sha256:01\n")
+    with pytest.raises(BundlingError, match=r"do not match .*requirements.lock; run `make build`"):
         LocalBundler("arm64", functions, build).try_bundle(str(tmp_path))
 
 
@@ -89,6 +90,8 @@ def test_synthesized_asset_runs_both_handlers_with_the_platforms_dependencies(
         assert all(f"cpython-313-{machine}-linux-gnu" in name for name in compiled), compiled
         assert not list(asset.rglob("__pycache__"))
         assert not list(asset.rglob(STAMP_NAME))
+        assert (FUNCTIONS_DIR / "imgsearch" / "pricing.py").is_file()
+        assert not (asset / "imgsearch" / "pricing.py").exists()  # prices are for estimates only
 
 
 def test_asset_manifest_needs_no_docker(synth: SynthFn) -> None:

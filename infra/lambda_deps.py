@@ -1,16 +1,18 @@
 """Install the Lambda runtime dependencies for the Lambda platform, without Docker.
 
-``python -m scripts.build_lambda`` pip-installs ``functions/requirements.txt`` as
-manylinux wheels for CPython 3.13 (the Lambda runtime) into
-``build/lambda-deps-<arch>`` for each architecture. The CDK app's local bundling
-(``infra/bundling.py``) copies that folder next to our own code, so ``cdk synth``
+``python -m infra.lambda_deps --lock functions/requirements.lock`` (``make build``)
+pip-installs the hashed lock of ``functions/requirements.txt`` as manylinux wheels for
+CPython 3.13 (the Lambda runtime) into ``build/lambda-deps-<arch>`` for each
+architecture, with ``--require-hashes --no-deps``: exactly the locked files, nothing
+resolved on the day. The CDK app's local bundling (``infra/bundling.py``, which names
+the lock and ``functions/``) copies that folder next to our own code, so ``cdk synth``
 never runs Docker and never downloads anything.
 
 Each folder carries a stamp with the hash of everything that decides its content
-(requirements, Python version, platforms, pip flags). A second run with the same
-inputs does nothing; a changed requirement reinstalls from scratch into a temporary
-folder that replaces the old one only on success, so a failed install never leaves
-a half-filled folder that looks finished.
+(the lock file, Python version, platforms, pip flags). A second run with the same
+inputs does nothing; a changed lock reinstalls from scratch into a temporary folder
+that replaces the old one only on success, so a failed install never leaves a
+half-filled folder that looks finished.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ from typing import get_args
 
 from imgsearch.config import Architecture
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REQUIREMENTS = REPO_ROOT / "functions" / "requirements.txt"
-BUILD_DIR = REPO_ROOT / "build"
+BUILD_DIR = Path(__file__).resolve().parents[1] / "build"
+"""Where the dependency folders go (``build/`` at the repository root, git-ignored)."""
 LAMBDA_PYTHON_VERSION = "3.13"
 """CPython version of the Lambda runtime (``Runtime.PYTHON_3_13`` in the stack)."""
 STAMP_NAME = ".imgsearch-deps-stamp"
@@ -55,7 +56,8 @@ class DepsBuild:
     """One architecture's dependency folder and the inputs that decide its content."""
 
     arch: str
-    requirements: Path = REQUIREMENTS
+    lock: Path
+    """The hashed, fully pinned requirements (``make lock`` writes it)."""
     build_dir: Path = BUILD_DIR
 
     def __post_init__(self) -> None:
@@ -78,6 +80,8 @@ class DepsBuild:
             "--disable-pip-version-check",
             "--no-compile",
             "--only-binary=:all:",
+            "--require-hashes",
+            "--no-deps",
             "--implementation",
             "cp",
             "--python-version",
@@ -85,14 +89,14 @@ class DepsBuild:
         ]
         for platform in _PLATFORMS[self.arch]:
             args += ["--platform", platform]
-        return [*args, "--target", str(target), "-r", str(self.requirements)]
+        return [*args, "--target", str(target), "-r", str(self.lock)]
 
     def expected_stamp(self) -> str:
         """Hash of everything that decides the folder's content."""
-        if not self.requirements.is_file():
-            raise BuildError(f"{self.requirements}: requirements file not found")
+        if not self.lock.is_file():
+            raise BuildError(f"{self.lock}: lock file not found (`make lock` writes it)")
         inputs = {
-            "requirements": self.requirements.read_text(encoding="utf-8"),
+            "lock": self.lock.read_text(encoding="utf-8"),
             "python": LAMBDA_PYTHON_VERSION,
             # the command minus the interpreter and the paths, which may differ per clone
             "pip": self.pip_args(Path("TARGET"))[1:-3],
@@ -115,9 +119,9 @@ class DepsBuild:
         if status != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise BuildError(
-                f"pip failed (exit {status}) installing {self.requirements} for Lambda "
+                f"pip failed (exit {status}) installing {self.lock} for Lambda "
                 f"{self.arch}; every requirement needs a manylinux wheel for CPython "
-                f"{LAMBDA_PYTHON_VERSION} (see pip's message above)"
+                f"{LAMBDA_PYTHON_VERSION} whose hash the lock lists (see pip's message above)"
             )
         # console scripts are of no use inside a Lambda and carry this machine's paths
         shutil.rmtree(tmp / "bin", ignore_errors=True)
@@ -138,8 +142,8 @@ def _run(cmd: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.build_lambda",
-        description="Install functions/requirements.txt for the Lambda platform (no Docker).",
+        prog="python -m infra.lambda_deps",
+        description="Install a hashed lock for the Lambda platform (no Docker).",
     )
     parser.add_argument(
         "--arch",
@@ -149,7 +153,10 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
     )
     parser.add_argument("--force", action="store_true", help="reinstall even if up to date")
     parser.add_argument(
-        "--requirements", type=Path, default=REQUIREMENTS, help="default: %(default)s"
+        "--lock",
+        type=Path,
+        required=True,
+        help="the hashed lock to install (the CDK app reads functions/requirements.lock)",
     )
     parser.add_argument(
         "--build-dir",
@@ -161,7 +168,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
     arches = ARCHITECTURES if args.arch == "all" else (args.arch,)
     try:
         for arch in arches:
-            build = DepsBuild(arch, args.requirements, args.build_dir)
+            build = DepsBuild(arch, args.lock, args.build_dir)
             if build.run(runner, force=args.force):
                 print(f"installed Lambda dependencies for {arch} into {build.target}")
             else:

@@ -1,4 +1,4 @@
-"""``python -m scripts.build_lambda``: installs once per set of inputs, never half-way.
+"""``python -m infra.lambda_deps``: installs the lock once per set of inputs, never half-way.
 
 pip is the network edge: a fake runner stands in for it and writes what pip would.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.build_lambda import STAMP_NAME, BuildError, DepsBuild, main
+from infra.lambda_deps import STAMP_NAME, BuildError, DepsBuild, main
 
 
 class FakePip:
@@ -29,26 +29,28 @@ class FakePip:
 
 
 @pytest.fixture
-def requirements(tmp_path: Path) -> Path:
-    path = tmp_path / "requirements.txt"
-    path.write_text("boto3==1.44.8\n")
+def lock(tmp_path: Path) -> Path:
+    path = tmp_path / "requirements.lock"
+    path.write_text("boto3==1.44.8 --hash=sha256:00\n")
     return path
 
 
-def test_installs_manylinux_wheels_for_the_lambda_python_into_the_arch_folder(
-    tmp_path: Path, requirements: Path
+def test_installs_the_locked_manylinux_wheels_for_the_lambda_python_into_the_arch_folder(
+    tmp_path: Path, lock: Path
 ) -> None:
     pip = FakePip()
-    build = DepsBuild("arm64", requirements, tmp_path / "build")
+    build = DepsBuild("arm64", lock, tmp_path / "build")
     assert build.run(pip) is True
     (cmd,) = pip.calls
     assert cmd[1:4] == ["-m", "pip", "install"]
     for flag in (
         "--only-binary=:all:",
+        "--require-hashes",
+        "--no-deps",
         "--implementation cp",
         "--python-version 3.13",
         "--platform manylinux2014_aarch64",
-        f"-r {requirements}",
+        f"-r {lock}",
     ):
         assert flag in " ".join(cmd), flag
     assert "x86_64" not in " ".join(cmd)
@@ -59,8 +61,8 @@ def test_installs_manylinux_wheels_for_the_lambda_python_into_the_arch_folder(
     assert not build.target.with_name("lambda-deps-arm64.tmp").exists()
 
 
-def test_second_run_with_the_same_inputs_does_nothing(tmp_path: Path, requirements: Path) -> None:
-    build = DepsBuild("x86_64", requirements, tmp_path)
+def test_second_run_with_the_same_inputs_does_nothing(tmp_path: Path, lock: Path) -> None:
+    build = DepsBuild("x86_64", lock, tmp_path)
     build.run(FakePip())
     again = FakePip()
     assert build.run(again) is False
@@ -69,41 +71,39 @@ def test_second_run_with_the_same_inputs_does_nothing(tmp_path: Path, requiremen
     assert len(again.calls) == 1
 
 
-def test_changed_requirements_reinstall_from_scratch(tmp_path: Path, requirements: Path) -> None:
-    build = DepsBuild("arm64", requirements, tmp_path)
+def test_changed_lock_reinstalls_from_scratch(tmp_path: Path, lock: Path) -> None:
+    build = DepsBuild("arm64", lock, tmp_path)
     build.run(FakePip())
     (build.target / "leftover.py").write_text("")
-    requirements.write_text("boto3==1.44.9\n")
+    lock.write_text("boto3==1.44.9 --hash=sha256:01\n")
     assert build.is_up_to_date() is False
     assert build.run(FakePip()) is True
     assert build.is_up_to_date() is True
     assert not (build.target / "leftover.py").exists()
 
 
-def test_failed_install_leaves_no_folder_that_looks_finished(
-    tmp_path: Path, requirements: Path
-) -> None:
-    build = DepsBuild("arm64", requirements, tmp_path)
+def test_failed_install_leaves_no_folder_that_looks_finished(tmp_path: Path, lock: Path) -> None:
+    build = DepsBuild("arm64", lock, tmp_path)
     build.run(FakePip())
-    requirements.write_text("boto3==1.44.9\nnot-on-pypi==1\n")
-    with pytest.raises(BuildError, match=r"pip failed \(exit 1\).*arm64.*manylinux wheel"):
+    lock.write_text("boto3==1.44.9 --hash=sha256:02\n")
+    with pytest.raises(BuildError, match=r"pip failed \(exit 1\).*arm64.*manylinux wheel.*hash"):
         build.run(FakePip(status=1))
     assert build.is_up_to_date() is False  # the old folder stays, but is not taken as current
     assert not build.target.with_name("lambda-deps-arm64.tmp").exists()
 
 
-def test_unknown_architecture_and_missing_requirements_are_named(tmp_path: Path) -> None:
+def test_unknown_architecture_and_missing_lock_are_named(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"unknown architecture 'aarch64'.*arm64, x86_64"):
-        DepsBuild("aarch64")
-    with pytest.raises(BuildError, match="requirements file not found"):
+        DepsBuild("aarch64", tmp_path / "requirements.lock")
+    with pytest.raises(BuildError, match=r"lock file not found \(`make lock` writes it\)"):
         DepsBuild("arm64", tmp_path / "missing.txt", tmp_path).run(FakePip())
 
 
 def test_cli_builds_every_architecture_and_reports(
-    tmp_path: Path, requirements: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, lock: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     build_dir = tmp_path / "build"
-    args = ["--requirements", str(requirements), "--build-dir", str(build_dir)]
+    args = ["--lock", str(lock), "--build-dir", str(build_dir)]
     assert main(args, runner=FakePip()) == 0
     assert {p.name for p in build_dir.iterdir()} == {"lambda-deps-arm64", "lambda-deps-x86_64"}
     assert main([*args, "--arch", "arm64"], runner=FakePip()) == 0
@@ -113,9 +113,9 @@ def test_cli_builds_every_architecture_and_reports(
 
 
 def test_cli_failure_is_one_line_on_stderr(
-    tmp_path: Path, requirements: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, lock: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["--requirements", str(requirements), "--build-dir", str(tmp_path)]
+    args = ["--lock", str(lock), "--build-dir", str(tmp_path)]
     assert main(args, runner=FakePip(status=2)) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: pip failed (exit 2)")
