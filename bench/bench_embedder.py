@@ -5,7 +5,7 @@
 * Cold import: ``import imgsearch.handlers.embedder`` in fresh interpreters with the
   Lambda environment set (module code, Powertools, boto3 and the three clients),
   median of several runs, next to the cost of importing boto3 + Powertools alone.
-* CPU per message: the real handler (Powertools Logger/Metrics/batch processor
+* CPU per message: the real handler (Powertools Logger/Metrics, the batch runner
   included) over N messages, one per invocation like the default batch size, with
   the AWS clients replaced by zero-latency in-memory fakes, so the figure is our own
   code's CPU (``time.process_time``). A second run goes through real botocore clients
@@ -32,9 +32,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from imgsearch.batch import BatchRunner
 from imgsearch.config import PipelineConfig
-from imgsearch.ingest import Ingestor
+from imgsearch.embeddings import Embedder
+from imgsearch.ingest import ObjectConverger
 from imgsearch.messages import for_backfill, to_send_entry
+from imgsearch.vectors import VectorIndex
 
 TARGET_CPU_MS = 5.0
 TARGET_IMPORT_MS = 300.0
@@ -289,16 +292,21 @@ def main() -> None:
     for kb in (int(s) for s in args.sizes_kb.split(",")):
         data = jpeg_bytes(kb)
         s3, bedrock = FakeS3(data), FakeBedrock(args.dimension)
-        module.INGESTOR = Ingestor(
-            module.CFG,
-            s3,
-            module.INGESTOR.embedder.__class__(bedrock, module.CFG.model, module.CFG.dimension),
-            module.INGESTOR.index.__class__(
-                FakeS3Vectors(),
-                module.CFG.vector_bucket_name,
-                module.CFG.index_name,
-                dimension=module.CFG.dimension,
+        fakes: Any = (s3, bedrock, FakeS3Vectors())  # duck-typed stand-ins for the clients
+        module.__dict__["RUNNER"] = BatchRunner(
+            ObjectConverger(
+                module.CFG,
+                fakes[0],
+                Embedder(fakes[1], module.CFG.model, module.CFG.dimension),
+                VectorIndex(
+                    fakes[2],
+                    module.CFG.vector_bucket_name,
+                    module.CFG.index_name,
+                    dimension=module.CFG.dimension,
+                ),
+                logger=module.logger,
             ),
+            pool_size=module.CFG.embed_pool_size,
             logger=module.logger,
         )
         worst = max(

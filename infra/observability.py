@@ -1,11 +1,13 @@
 """The pipeline's CloudWatch dashboard and alarms.
 
-The alarms watch the three ways the pipeline can fall behind or lose track of work:
+The alarms watch the ways the pipeline can fall behind or lose track of work:
 messages in a dead-letter queue (an image that failed every retry, or an S3 event
-the router failed on), a queue that is not draining (age of the oldest message), and
+the router failed on), a queue that is not draining (age of the oldest message),
 function errors (crashes and timeouts; per-image failures are reported as batch item
-failures and end in the DLQ instead). The alarms carry no actions: subscribe your
-own SNS topic or chat integration to them.
+failures and end in the DLQ instead), and a wave of permanent failures (acknowledged
+messages never reach a DLQ, and many at once more often mean a misconfiguration than
+bad images). The alarms carry no actions: subscribe your own SNS topic or chat
+integration to them.
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ class Observability(Construct):
                     statistic="Maximum", period=_FIVE_MINUTES
                 ),
                 cfg.oldest_message_alarm_seconds,
+            ),
+            self._above(
+                "PermanentFailuresAlarm",
+                f"{name}-permanent-failures",
+                f"More than {cfg.permanent_failures_alarm_threshold} images failed for good in "
+                "5 minutes; see PermanentFailuresByReason and the embedder's log.",
+                cw.Metric(
+                    namespace=cfg.metrics_namespace,
+                    metric_name=METRICS.permanent_failures,
+                    dimensions_map={"service": cfg.service_name},
+                    statistic="Sum",
+                    period=_FIVE_MINUTES,
+                ),
+                cfg.permanent_failures_alarm_threshold,
             ),
             *(
                 self._above(

@@ -15,11 +15,13 @@ message therefore converges on the object *as it is now*:
    ``stale_skipped`` (the newer version's own event brings it in).
 4. Sniff, check size and format, embed, ``PutVectors`` -> ``embedded``.
 
-A permanent failure on the *current* object (corrupt, unsupported, too large,
-rejected by the model) also deletes a vector stored for an earlier version: that
-vector describes content the bucket no longer has.
+A permanent failure that the local checks find in the *current* object's bytes
+(empty, corrupt, truncated, unsupported, too large, archived) also deletes a vector
+stored for an earlier version: that vector describes content the bucket no longer
+has. A model's answer never does: it may be about the deployment, not the image.
 
-This module holds the pure parts of those decisions; ``imgsearch.ingest`` does the I/O.
+This module holds the pure parts of those decisions; ``imgsearch.ingest`` does the I/O
+for one message, ``imgsearch.batch`` schedules a batch and writes its vectors.
 """
 
 from __future__ import annotations

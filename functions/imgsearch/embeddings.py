@@ -32,6 +32,9 @@ should do with the message: ``True`` = leave it for SQS to redeliver (and, after
 ``maxReceiveCount``, the DLQ); ``False`` = the input itself is bad, acknowledge it.
 Access and configuration errors are transient on purpose: fixing IAM or model access
 and redriving the DLQ must recover every image.
+
+What each Bedrock error means (retry now, redeliver, or the image's fault) is decided
+in ``imgsearch.bedrock_errors``.
 """
 
 from __future__ import annotations
@@ -42,59 +45,29 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
+from botocore.exceptions import ClientError
+
+from imgsearch.aws_errors import backoff_delay, error_code, error_message
+from imgsearch.bedrock_errors import (
+    CONNECTION_ERROR,
+    CONNECTION_ERRORS,
+    REJECTED_INPUT,
+    classify,
 )
-
 from imgsearch.models import ModelSpec
 
-# Stable machine reasons (logged and used as a metric dimension: never rename).
-THROTTLED = "throttled"
-SERVICE_UNAVAILABLE = "service_unavailable"
-MODEL_NOT_READY = "model_not_ready"
-MODEL_TIMEOUT = "model_timeout"
-MODEL_ERROR = "model_error"
-CONNECTION_ERROR = "connection_error"
-ACCESS_DENIED = "access_denied"
-MODEL_NOT_FOUND = "model_not_found"
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+
+# Stable machine reasons of the request builders (logged and used as a metric dimension:
+# never rename); the reasons of Bedrock's answers are in ``imgsearch.bedrock_errors``.
 INVALID_RESPONSE = "invalid_response"
-REJECTED_INPUT = "model_rejected_input"
 IMAGE_TOO_LARGE = "too_large"
 UNSUPPORTED_FORMAT = "unsupported_format"
 TEXT_TOO_LONG = "text_too_long"
 BAD_REQUEST = "bad_request"
-UNKNOWN_ERROR = "bedrock_error"
-
-# Bedrock error codes worth retrying inside the invocation, with their reason.
-_RETRY_CODES: dict[str, str] = {
-    "ThrottlingException": THROTTLED,
-    "ServiceQuotaExceededException": THROTTLED,
-    "TooManyRequestsException": THROTTLED,
-    "ServiceUnavailableException": SERVICE_UNAVAILABLE,
-    "InternalServerException": SERVICE_UNAVAILABLE,
-    "ModelNotReadyException": MODEL_NOT_READY,
-    "ModelTimeoutException": MODEL_TIMEOUT,
-    "ModelErrorException": MODEL_ERROR,
-}
-# Not retried now, but not the image's fault either: the message goes back to SQS.
-_REDELIVER_CODES: dict[str, str] = {
-    "AccessDeniedException": ACCESS_DENIED,
-    "UnrecognizedClientException": ACCESS_DENIED,
-    "ExpiredTokenException": ACCESS_DENIED,
-    "ResourceNotFoundException": MODEL_NOT_FOUND,
-}
-_CONNECTION_ERRORS = (
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-)
 
 
 class EmbeddingError(Exception):
@@ -285,17 +258,12 @@ def parse_response(
 # --------------------------------------------------------------------------- the edge
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt))."""
-    return rng() * min(cap, math.ldexp(base, attempt))
-
-
 class Embedder:
     """Embeds images and texts with one Bedrock model at one dimension."""
 
     def __init__(
         self,
-        client: Any,
+        client: BedrockRuntimeClient,
         model: ModelSpec,
         dimension: int,
         *,
@@ -377,13 +345,13 @@ class Embedder:
                 raw = response["body"].read()
                 return parse_response(self.model, raw, self.dimension)
             except ClientError as exc:
-                reason, retry = _classify(exc)
-                detail = f"{_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+                reason, retry = classify(exc)
+                detail = f"{error_code(exc) or 'Unknown'}: {error_message(exc)}"
                 if not retry:
                     raise EmbeddingError(
                         reason, detail, transient=reason != REJECTED_INPUT
                     ) from exc
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 reason, detail = CONNECTION_ERROR, f"{type(exc).__name__}: {exc}"
             attempt += 1
             delay = backoff_delay(
@@ -402,25 +370,3 @@ class Embedder:
             if on_retry is not None:
                 on_retry(reason, attempt, delay)
             self._sleep(delay)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _classify(exc: ClientError) -> tuple[str, bool]:
-    """(reason, retry now?) for a Bedrock error."""
-    code = _code(exc)
-    if code in _RETRY_CODES:
-        return _RETRY_CODES[code], True
-    if code in _REDELIVER_CODES:
-        return _REDELIVER_CODES[code], False
-    if code == "ValidationException":
-        return REJECTED_INPUT, False
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if status >= 500:
-        return SERVICE_UNAVAILABLE, True
-    if status == 429:
-        return THROTTLED, True
-    # An unknown 4xx: keep the message (transient) rather than drop an image on a guess.
-    return UNKNOWN_ERROR, False

@@ -11,24 +11,32 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus
 
+from imgsearch.aws_errors import backoff_delay
 from imgsearch.limits import LIMITS
 from imgsearch.messages import (
     MessageError,
     ObjectMessage,
+    ObjectNameError,
     from_s3_record,
     is_test_event,
     to_send_entry,
 )
 from imgsearch.selection import KeySelection
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
 # Why an S3 event record did not become a message (stable, logged).
 SKIP_TEST_EVENT = "test_event"
 SKIP_PREFIX = "prefix"
 SKIP_SUFFIX = "suffix"
 SKIP_NOT_OBJECT_EVENT = "not_object_event"
+SKIP_INVALID_NAME = "invalid_name"
+"""A bucket name or key S3 would refuse: the message could never succeed."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ def messages_from_event(
             continue
         try:
             msg = from_s3_record(record)
+        except ObjectNameError as exc:
+            skipped.append(Skipped(SKIP_INVALID_NAME, str(exc)))
+            continue
         except MessageError as exc:
             s3 = record.get("s3") if isinstance(record, dict) else None
             bucket = ((s3 or {}).get("bucket") or {}).get("name")
@@ -148,7 +159,7 @@ class SendReport:
 
 
 def send_messages(
-    sqs: Any,
+    sqs: SQSClient,
     queue_url: str,
     messages: Iterable[ObjectMessage],
     *,
@@ -188,11 +199,13 @@ class _Backoff:
 
     def wait(self, attempt: int) -> None:
         """Full-jitter exponential backoff before retry ``attempt + 1``."""
-        self.sleep(self.rng() * min(self.max_delay, self.base_delay * (1 << (attempt - 1))))
+        self.sleep(
+            backoff_delay(attempt - 1, base=self.base_delay, cap=self.max_delay, rng=self.rng)
+        )
 
 
 def _send_batch(
-    sqs: Any,
+    sqs: SQSClient,
     queue_url: str,
     batch: Sequence[ObjectMessage],
     groups: int,
@@ -204,7 +217,8 @@ def _send_batch(
     while entries:
         attempt += 1
         report.attempts += 1
-        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(entries.values()))
+        sending = cast("list[SendMessageBatchRequestEntryTypeDef]", list(entries.values()))
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=sending)
         settled = settle_batch(list(entries.values()), response)
         report.sent += settled.sent
         entries = {}

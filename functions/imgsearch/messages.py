@@ -10,7 +10,10 @@ embedder's stored-ETag check makes the later of the two free (see :func:`dedup_i
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import re
+import reprlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,8 +27,64 @@ _KINDS: tuple[str, ...] = ("upsert", "delete")
 _ORIGINS: tuple[str, ...] = ("event", "backfill")
 
 
+KEY_MAX_BYTES = 1024
+"""S3's limit on an object key, in UTF-8 bytes."""
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+"""Error messages quote a field's value at most this long: a body may be megabytes."""
+
+
 class MessageError(ValueError):
     """A message body that is not a valid pipeline message; names the bad field."""
+
+
+class ObjectNameError(MessageError):
+    """A bucket name or key S3 would refuse: no request about it can ever succeed."""
+
+
+def check_object_name(bucket: str, key: str) -> None:
+    """Raise :class:`ObjectNameError` unless S3 could hold ``key`` in ``bucket``.
+
+    Bucket names follow S3's rules for general purpose buckets (3-63 lowercase letters,
+    digits, dots and hyphens; no IP address; no reserved prefix or suffix). Legacy
+    us-east-1 names with capitals or underscores are refused too: the pipeline cannot
+    index such a bucket. Keys are 1..1024 bytes of UTF-8.
+    """
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        raise ObjectNameError("fields 'bucket' and 'key': expected strings")
+    if (
+        not _BUCKET_NAME.fullmatch(bucket)
+        or ".." in bucket
+        or bucket.startswith(_BUCKET_RESERVED_PREFIXES)
+        or bucket.endswith(_BUCKET_RESERVED_SUFFIXES)
+        or _is_ip_address(bucket)
+    ):
+        raise ObjectNameError(
+            f"field 'bucket': {_short.repr(bucket)} is not an S3 bucket name (3-63 lowercase "
+            "letters, digits, dots and hyphens, starting and ending with a letter or digit)"
+        )
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ObjectNameError(f"field 'key': not valid Unicode text ({exc.reason})") from exc
+    if not 1 <= size <= KEY_MAX_BYTES:
+        raise ObjectNameError(
+            f"field 'key': {size} bytes of UTF-8; S3 keys are 1..{KEY_MAX_BYTES} bytes"
+        )
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -43,6 +102,9 @@ class ObjectMessage:
     sequencer: str | None = None
     """S3's per-key ordering token; present on live events only."""
 
+    def __post_init__(self) -> None:
+        check_object_name(self.bucket, self.key)
+
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
@@ -53,37 +115,47 @@ class ObjectMessage:
 
 
 def parse_message(body: str | bytes) -> ObjectMessage:
-    """Parse and validate a queue message body; errors name the offending field."""
+    """Parse and validate a queue message body; errors name the offending field.
+
+    Raises only :class:`MessageError`, whatever the body: a crafted one (nested
+    100,000 deep, megabytes long, not text) must end as one invalid message, never
+    as a crashed invocation.
+    """
     try:
         data = json.loads(body)
-    except (TypeError, ValueError) as exc:
-        raise MessageError(f"message body is not JSON: {exc}") from exc
+    except Exception as exc:  # RecursionError, UnicodeDecodeError, ...: all mean "not JSON"
+        raise MessageError(f"message body is not JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
         raise MessageError("message body: expected a JSON object")
-    if data.get("v") != SCHEMA_VERSION:
+    version = data.get("v")
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise MessageError(
-            f"field 'v': expected schema version {SCHEMA_VERSION}, got {data.get('v')!r}"
+            f"field 'v': expected schema version {SCHEMA_VERSION}, got {_short.repr(version)}"
         )
     unknown = set(data) - {"v", *ObjectMessage.__dataclass_fields__}
     if unknown:
         raise MessageError(
-            f"field {sorted(unknown)[0]!r}: not part of schema version {SCHEMA_VERSION}"
+            f"field {_short.repr(sorted(unknown)[0])}: not part of schema version {SCHEMA_VERSION}"
         )
     for name in ("bucket", "key", "event_time"):
         if not isinstance(data.get(name), str) or not data[name]:
             raise MessageError(f"field {name!r}: required non-empty string")
     if data.get("kind") not in _KINDS:
-        raise MessageError(f"field 'kind': expected one of {_KINDS}, got {data.get('kind')!r}")
+        raise MessageError(
+            f"field 'kind': expected one of {_KINDS}, got {_short.repr(data.get('kind'))}"
+        )
     if data.get("origin") not in _ORIGINS:
         raise MessageError(
-            f"field 'origin': expected one of {_ORIGINS}, got {data.get('origin')!r}"
+            f"field 'origin': expected one of {_ORIGINS}, got {_short.repr(data.get('origin'))}"
         )
     size = data.get("size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise MessageError(f"field 'size': expected a non-negative integer, got {size!r}")
+        raise MessageError(
+            f"field 'size': expected a non-negative integer, got {_short.repr(size)}"
+        )
     for name in ("etag", "version_id", "sequencer"):
         if data.get(name) is not None and not isinstance(data[name], str):
-            raise MessageError(f"field {name!r}: expected a string, got {data[name]!r}")
+            raise MessageError(f"field {name!r}: expected a string, got {_short.repr(data[name])}")
     data.pop("v")
     return ObjectMessage(**data)
 

@@ -45,10 +45,14 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from imgsearch.images import ImageInfo
 from imgsearch.limits import LIMITS
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3vectors import S3VectorsClient
+    from mypy_boto3_s3vectors.type_defs import PutInputVectorTypeDef
 
 S3_URI = "s3_uri"
 SOURCE_KEY_FULL = "source_key_full"
@@ -280,7 +284,7 @@ class VectorIndex:
 
     def __init__(
         self,
-        client: Any,
+        client: S3VectorsClient,
         vector_bucket: str,
         index: str,
         *,
@@ -301,7 +305,9 @@ class VectorIndex:
         for record in vectors:
             validate_record(record, dimension=self.dimension, distance_metric=self.distance_metric)
         for batch in put_batches(vectors):
-            self.client.put_vectors(**self._where(), vectors=batch)
+            self.client.put_vectors(
+                **self._where(), vectors=cast("list[PutInputVectorTypeDef]", batch)
+            )
 
     def get(self, keys: Sequence[str], *, return_data: bool = False) -> dict[str, dict[str, Any]]:
         """Stored vectors by key (missing keys are absent): ``{"key","metadata",("data")}``."""

@@ -12,10 +12,10 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from imgsearch.aws_errors import backoff_delay
 from imgsearch.embeddings import (
     Embedder,
     EmbeddingError,
-    backoff_delay,
     encode_request,
     image_request,
     parse_response,
@@ -365,3 +365,47 @@ def test_wrong_dimension_response_is_reported() -> None:
 def test_embedder_refuses_an_impossible_dimension_up_front() -> None:
     with pytest.raises(EmbeddingError):
         Embedder(_client(), MARENGO_3, 1024)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "transient"),
+    [
+        *(
+            (message, "model_rejected_input", False)
+            for message in (
+                "Unable to process the image",
+                "The provided image does not match the specified image format.",
+                "Image dimensions exceed the maximum allowed (8000 x 8000 pixels)",
+                "The input image could not be decoded",
+                "Input image size exceeds the limit",
+            )
+        ),
+        *(
+            (message, "model_configuration_error", True)
+            for message in (
+                "Invocation of model ID amazon.nova-2-multimodal-embeddings-v1:0 with on-demand "
+                "throughput isn't supported. Retry your request with the ID or ARN of an "
+                "inference profile that contains this model.",
+                "The provided model identifier is invalid.",
+                "Your AWS account is not authorized to invoke this API operation.",
+                "Malformed input request: #/singleEmbeddingParams/image/format: jpg is not a "
+                "valid enum value, please reformat your input and try again.",
+                "Unable to access the image at the S3 location s3://b/k.jpg",
+                "The model is not supported in this region.",
+                "",
+            )
+        ),
+    ],
+)
+def test_a_validation_error_is_the_images_fault_only_when_it_is_about_the_image(
+    message: str, reason: str, transient: bool
+) -> None:
+    client, fake = _client(), FakeTime()
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_model", "ValidationException", message, 400)
+        with pytest.raises(EmbeddingError) as err:
+            _embedder(client, fake).embed_image(
+                purpose="GENERIC_INDEX", image_format="png", data=b"\x89PNG"
+            )
+    assert (err.value.reason, err.value.transient) == (reason, transient)
+    assert fake.sleeps == []  # neither is retried inside the invocation

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
 
+from imgsearch.config import ConfigError, PipelineConfig
 from imgsearch.contract import METRICS
 from imgsearch.messages import vector_key
 from imgsearch.models import MARENGO_3
@@ -579,3 +584,248 @@ def test_marengo_rejects_gif_and_oversized_images(marengo: Pipeline) -> None:
     marengo.run(marengo.sqs_event(marengo.upsert("big.jpg")))
     assert only_outcome(marengo)["reason"] == "too_large"
     assert marengo.bedrock_requests == []
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def _raw(**fields: object) -> str:
+    """A message body with ``fields`` over a schema-valid upsert of ``photo-source/a.jpg``."""
+    body: dict[str, object] = {
+        "v": 1,
+        "bucket": SOURCE,
+        "key": "a.jpg",
+        "kind": "upsert",
+        "origin": "event",
+        "event_time": "2025-11-13T12:00:00.000Z",
+    }
+    body.update(fields)
+    return json.dumps(body)
+
+
+def test_a_deeply_nested_body_fails_alone_and_its_batch_finishes(batch_pipe: Pipeline) -> None:
+    pipe = batch_pipe
+    pipe.put("a.jpg", jpeg(color=1))
+    pipe.put("b.jpg", jpeg(color=2))
+    pipe.bedrock_ok(2)
+    nested = "[" * 100_000 + "]" * 100_000
+    event = pipe.sqs_event(pipe.upsert("a.jpg"), nested, pipe.upsert("b.jpg"))
+
+    response = pipe.run(event)
+
+    assert response == {"batchItemFailures": []}
+    by_id = {line["message_id"]: line for line in pipe.outcomes()}
+    ids = [r["messageId"] for r in event["Records"]]
+    assert [(by_id[i]["outcome"], by_id[i].get("reason")) for i in ids] == [
+        ("embedded", None),
+        ("permanent_failure", "invalid_message"),
+        ("embedded", None),
+    ]
+    assert len(pipe.vectors()) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (_raw(bucket="éé"), "'bucket'"),
+        (_raw(bucket="Photo_Source"), "'bucket'"),
+        (_raw(key="k" * 256 * 1024), "'key'"),
+        (_raw(key="\ud800.jpg"), "'key'"),
+        (_raw(v=True), "'v'"),
+    ],
+    ids=["non-ascii-bucket", "legacy-bucket", "256kb-key", "lone-surrogate", "v-true"],
+)
+def test_messages_that_can_never_succeed_are_permanent_invalid_message(
+    pipe: Pipeline, body: str, field: str
+) -> None:
+    pipe.put("a.jpg", jpeg())
+
+    response = pipe.run(pipe.sqs_event(body))
+
+    assert response == {"batchItemFailures": []}
+    line = only_outcome(pipe)
+    assert (line["outcome"], line["reason"]) == ("permanent_failure", "invalid_message")
+    assert field in str(line["detail"])
+    assert pipe.bedrock_requests == []
+    assert pipe.metrics()[METRICS.permanent_failures_by_reason] == [
+        (1.0, {"service": pipe.cfg.service_name, "reason": "invalid_message"})
+    ]
+
+
+def test_botocore_refusing_a_messages_bucket_is_permanent_invalid_message(pipe: Pipeline) -> None:
+    def refuse(**_: object) -> None:
+        raise ParamValidationError(report="Invalid bucket name")
+
+    pipe.embedder.S3.meta.events.register("before-parameter-build.s3.GetObject", refuse)
+    pipe.put("a.jpg", jpeg())
+
+    response = pipe.run(pipe.sqs_event(pipe.upsert("a.jpg")))
+
+    assert response == {"batchItemFailures": []}
+    line = only_outcome(pipe)
+    assert (line["outcome"], line["reason"]) == ("permanent_failure", "invalid_message")
+    assert "Invalid bucket name" in str(line["detail"])
+
+
+# --------------------------------------------------------------------------- batch isolation
+
+
+class _Refused:
+    status_code = 400
+
+
+def refuse_put_vectors_with(pipe: Pipeline, *keys: str) -> None:
+    """S3 Vectors refuses any PutVectors carrying the vector of one of ``keys``."""
+    poison = {vector_key(SOURCE, k) for k in keys}
+
+    def before_call(params: dict[str, Any], **_: Any) -> tuple[_Refused, dict[str, Any]] | None:
+        sent = {v["key"] for v in json.loads(params["body"])["vectors"]}
+        if not sent & poison:
+            return None
+        error = {"Code": "ValidationException", "Message": "Invalid vector"}
+        return _Refused(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    pipe.embedder.S3VECTORS.meta.events.register("before-call.s3vectors.PutVectors", before_call)
+
+
+def test_a_refused_vector_fails_only_its_own_message(batch_pipe: Pipeline) -> None:
+    pipe = batch_pipe
+    keys = ["good1.jpg", "poison.jpg", "good2.jpg"]
+    for i, key in enumerate(keys):
+        pipe.put(key, jpeg(color=i))
+    pipe.bedrock_ok(3)
+    refuse_put_vectors_with(pipe, "poison.jpg")
+    event = pipe.sqs_event(*[pipe.upsert(k) for k in keys])
+    assert len({r["attributes"]["MessageGroupId"] for r in event["Records"]}) == 3
+
+    response = pipe.run(event)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    by_key = {line["key"]: line for line in pipe.outcomes()}
+    assert (by_key["poison.jpg"]["outcome"], by_key["poison.jpg"]["reason"]) == (
+        "transient_failure",
+        "put_vectors_failed",
+    )
+    assert "Invalid vector" in by_key["poison.jpg"]["detail"]
+    assert by_key["good1.jpg"]["outcome"] == by_key["good2.jpg"]["outcome"] == "embedded"
+    assert {v["metadata"]["source_key"] for v in pipe.vectors().values()} == {
+        "good1.jpg",
+        "good2.jpg",
+    }
+    metrics = pipe.metrics()
+    assert metrics[METRICS.images_embedded][0][0] == 2.0
+    assert metrics[METRICS.transient_failures][0][0] == 1.0
+
+
+def test_later_messages_of_a_refused_vectors_group_follow_it(one_group: Pipeline) -> None:
+    pipe = one_group
+    pipe.put("poison.jpg", jpeg(color=1))
+    pipe.put("after.jpg", jpeg(color=2))
+    pipe.put("before.jpg", jpeg(color=3))
+    pipe.bedrock_ok(3)
+    refuse_put_vectors_with(pipe, "poison.jpg")
+    event = pipe.sqs_event(
+        pipe.upsert("before.jpg"), pipe.upsert("poison.jpg"), pipe.upsert("after.jpg")
+    )
+
+    response = pipe.run(event)
+
+    ids = [r["messageId"] for r in event["Records"]]
+    assert response == {"batchItemFailures": [{"itemIdentifier": i} for i in ids[1:]]}
+    assert [(line["key"], line["outcome"], line.get("reason")) for line in pipe.outcomes()] == [
+        ("before.jpg", "embedded", None),
+        ("poison.jpg", "transient_failure", "put_vectors_failed"),
+        ("after.jpg", "transient_failure", "earlier_message_in_group_failed"),
+    ]
+
+
+# --------------------------------------------------------------------------- Bedrock's word
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Invocation of model ID amazon.nova-2-multimodal-embeddings-v1:0 with on-demand "
+        "throughput isn't supported. Retry your request with the ID or ARN of an inference "
+        "profile that contains this model.",
+        "The provided model identifier is invalid.",
+    ],
+)
+def test_a_configuration_validation_error_keeps_the_vector_and_the_message(
+    pipe: Pipeline, message: str
+) -> None:
+    pipe.put("a.jpg", jpeg(color=1))
+    pipe.bedrock_ok()
+    pipe.run(pipe.sqs_event(pipe.upsert("a.jpg")))
+    old_etag = next(iter(pipe.vectors().values()))["metadata"]["etag"]
+    pipe.put("a.jpg", jpeg(color=2))
+    pipe.bedrock_error("ValidationException", 400, message=message)
+    event = pipe.sqs_event(pipe.upsert("a.jpg"))
+
+    response = pipe.run(event)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    line = only_outcome(pipe)
+    assert line["outcome"] == "transient_failure"
+    assert line["reason"] == "model_configuration_error"
+    assert message in str(line["detail"])
+    assert [v["metadata"]["etag"] for v in pipe.vectors().values()] == [old_etag]
+
+
+def test_a_model_rejection_of_a_new_version_keeps_the_earlier_vector(pipe: Pipeline) -> None:
+    pipe.put("a.jpg", jpeg(color=1))
+    pipe.bedrock_ok()
+    pipe.run(pipe.sqs_event(pipe.upsert("a.jpg")))
+    pipe.put("a.jpg", jpeg(color=2))
+    pipe.bedrock_error("ValidationException", 400, message="Unable to process the image")
+
+    response = pipe.run(pipe.sqs_event(pipe.upsert("a.jpg")))
+
+    assert response == {"batchItemFailures": []}
+    line = only_outcome(pipe)
+    assert (line["outcome"], line["reason"]) == ("permanent_failure", "model_rejected_input")
+    assert "stale_vector_deleted" not in line
+    assert len(pipe.vectors()) == 1  # a model's answer may be about configuration
+
+
+# --------------------------------------------------------------------------- time budget
+
+
+def test_config_refuses_an_embedder_timeout_that_leaves_no_time_budget() -> None:
+    with pytest.raises(ConfigError) as err:
+        PipelineConfig(embedder_timeout_seconds=1)
+    assert "'embedder_timeout_seconds'" in str(err.value)
+    assert "minimum 2" in str(err.value)
+
+
+def test_the_shortest_accepted_timeout_leaves_time_for_a_message(pipe: Pipeline) -> None:
+    shortest = PipelineConfig(embedder_timeout_seconds=2).embedder_timeout_seconds
+    remaining = pipe.embedder.deadline_for(FakeContext(remaining_ms=shortest * 1000))
+    assert remaining - time.monotonic() > 0.5
+
+
+def test_any_exception_while_one_message_is_handled_ends_that_message_alone(
+    batch_pipe: Pipeline,
+) -> None:
+    pipe = batch_pipe
+    for key in ("a.jpg", "boom.jpg", "b.jpg"):
+        pipe.put(key, jpeg())
+    pipe.bedrock_ok(2)
+
+    def explode(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == "boom.jpg":
+            raise RecursionError("maximum recursion depth exceeded")
+
+    pipe.embedder.S3.meta.events.register("before-parameter-build.s3.GetObject", explode)
+    event = pipe.sqs_event(*[pipe.upsert(k) for k in ("a.jpg", "boom.jpg", "b.jpg")])
+
+    response = pipe.run(event)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    by_key = {line["key"]: line for line in pipe.outcomes()}
+    assert (by_key["boom.jpg"]["outcome"], by_key["boom.jpg"]["reason"]) == (
+        "transient_failure",
+        "unexpected_error",
+    )
+    assert "RecursionError" in by_key["boom.jpg"]["detail"]
+    assert by_key["a.jpg"]["outcome"] == by_key["b.jpg"]["outcome"] == "embedded"

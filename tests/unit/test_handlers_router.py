@@ -156,7 +156,7 @@ def _sqs() -> Any:
 
 
 def _messages(n: int) -> list[Any]:
-    return [for_backfill("b", f"k{i}.jpg", size=1, etag=f"e{i}") for i in range(n)]
+    return [for_backfill("bkt", f"k{i}.jpg", size=1, etag=f"e{i}") for i in range(n)]
 
 
 def _entries(ids: list[str]) -> list[dict[str, Any]]:
@@ -167,7 +167,7 @@ def _entries(ids: list[str]) -> list[dict[str, Any]]:
 
 
 def test_send_retries_only_the_failed_entries() -> None:
-    sqs, sleeps = _sqs(), []
+    sqs, sleeps = _sqs(), list[float]()
     with Stubber(sqs) as stub:
         stub.add_response(
             "send_message_batch",
@@ -237,11 +237,11 @@ def test_messages_from_event_reads_every_record() -> None:
                 "eventName": "ObjectCreated:CompleteMultipartUpload",
                 "eventTime": "2025-01-01T00:00:00Z",
                 "s3": {
-                    "bucket": {"name": "b"},
+                    "bucket": {"name": "bkt"},
                     "object": {"key": "x+y.jpg", "size": 5, "eTag": "e-2"},
                 },
             },
-            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}}},
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "bkt"}}},
         ]
     }
     messages, skipped = messages_from_event(event, selection)
@@ -280,3 +280,19 @@ def test_entries_missing_from_the_response_are_retried_then_reported() -> None:
         stub.assert_no_pending_responses()
     assert report.sent == 0
     assert [f["Code"] for f in report.failed] == [NOT_IN_RESPONSE]
+
+
+def test_records_whose_bucket_or_key_s3_would_refuse_are_skipped_not_sent(pipe: Pipeline) -> None:
+    pipe.put("cats/tom.jpg", jpeg())
+    long_key = pipe.s3_record("cats/tom.jpg")
+    long_key["s3"]["object"]["key"] = "cats/" + "k" * 1024 + ".jpg"
+    bad_bucket = pipe.s3_record("cats/tom.jpg")
+    bad_bucket["s3"]["bucket"]["name"] = "éé"
+
+    result = pipe.route({"Records": [long_key, pipe.s3_record("cats/tom.jpg"), bad_bucket]})
+
+    assert result == {"routed": 1, "skipped": 2}
+    skipped = [line for line in pipe.logs() if line.get("routing") == "skipped"]
+    assert [line["reason"] for line in skipped] == ["invalid_name", "invalid_name"]
+    assert "'key'" in skipped[0]["detail"] and "'bucket'" in skipped[1]["detail"]
+    assert [parse_message(m["Body"]).key for m in queued(pipe)] == ["cats/tom.jpg"]

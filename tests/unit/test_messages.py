@@ -216,3 +216,74 @@ def test_parser_accepts_a_minimal_message() -> None:
         origin="event",
         event_time="2025-11-13T12:00:00Z",
     )
+
+
+# --------------------------------------------------------------------------- hostile bodies
+
+
+def test_a_deeply_nested_body_is_a_message_error_not_a_crash() -> None:
+    with pytest.raises(MessageError) as err:
+        parse_message("[" * 100_000 + "]" * 100_000)
+    assert "not JSON" in str(err.value)
+
+
+def test_schema_version_true_is_not_version_one() -> None:
+    with pytest.raises(MessageError) as err:
+        parse_message(_body(v=True))
+    assert "'v'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    [
+        "éé",
+        "ab",
+        "a" * 64,
+        "Photos",
+        "my_bucket",
+        "-photos",
+        "photos-",
+        "pho..tos",
+        "192.168.1.10",
+        "xn--photos",
+        "sthree-photos",
+        "amzn-s3-demo-photos",
+        "photos-s3alias",
+        "photos--ol-s3",
+        "photos.mrap",
+        "photos--x-s3",
+        "photos--table-s3",
+    ],
+)
+def test_bucket_names_s3_would_refuse_are_message_errors(bucket: str) -> None:
+    with pytest.raises(MessageError) as err:
+        parse_message(_body(bucket=bucket))
+    assert "'bucket'" in str(err.value)
+
+
+@pytest.mark.parametrize("bucket", ["abc", "a" * 63, "photos.2024", "my-photos-1", "1photos"])
+def test_valid_bucket_names_pass(bucket: str) -> None:
+    assert parse_message(_body(bucket=bucket)).bucket == bucket
+
+
+def test_keys_are_at_most_1024_bytes_of_utf8() -> None:
+    assert parse_message(_body(key="k" * 1024)).key == "k" * 1024
+    assert parse_message(_body(key="猫" * 341)).key == "猫" * 341  # 1,023 bytes
+    for key in ("k" * 1025, "猫" * 342, "k" * 256 * 1024):
+        with pytest.raises(MessageError) as err:
+            parse_message(_body(key=key))
+        assert "'key'" in str(err.value)
+        assert len(str(err.value)) < 200  # the error does not echo the key
+
+
+def test_a_key_that_is_not_unicode_text_is_a_message_error() -> None:
+    with pytest.raises(MessageError) as err:
+        parse_message(_body(key="\ud800.jpg"))  # a lone surrogate has no UTF-8 form
+    assert "'key'" in str(err.value)
+
+
+def test_messages_built_by_the_router_and_the_backfill_are_validated_too() -> None:
+    with pytest.raises(MessageError):
+        from_s3_record(s3_record("k" * 1025))
+    with pytest.raises(MessageError):
+        for_backfill("Bad_Bucket", "a.jpg", size=1, etag="e")

@@ -1,8 +1,8 @@
 """Embedder Lambda: FIFO queue -> Bedrock -> S3 Vectors.
 
 Thin: builds the clients once per container, hands the batch to
-``imgsearch.ingest.Ingestor`` (which converges each object, see
-``imgsearch.converge``), then reports:
+``imgsearch.batch.BatchRunner`` (which converges each object with
+``imgsearch.ingest.ObjectConverger``, see ``imgsearch.converge``), then reports:
 
 * exactly one JSON log line per message, with ``outcome`` at the top level
   (``embedded`` | ``unchanged`` | ``deleted`` | ``stale_skipped`` |
@@ -10,29 +10,30 @@ Thin: builds the clients once per container, hands the batch to
   ``bucket``, ``key``, ``vector_key``, ``message_id``;
 * EMF metrics named in ``imgsearch.contract.METRICS`` (dimension ``service``;
   ``PermanentFailuresByReason`` also ``reason``);
-* the SQS partial-batch response via Powertools' ``SqsFifoPartialProcessor``:
+* the SQS partial-batch response (``imgsearch.batch.partial_batch_response``):
   transient failures (and later messages of the same group) are redelivered,
-  everything else is acknowledged.
+  everything else is acknowledged. The batch code owns the group rule, so no
+  Powertools batch processor second-guesses it.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 
-from imgsearch import converge
+from imgsearch.batch import BatchItem, BatchRunner, partial_batch_response
+from imgsearch.budget import budget_seconds
 from imgsearch.config import PipelineConfig
 from imgsearch.contract import METRICS
 from imgsearch.embeddings import Embedder
-from imgsearch.ingest import BatchItem, Ingestor, Result
+from imgsearch.ingest import MessageResult, ObjectConverger
 from imgsearch.vectors import VectorIndex
 
 CFG = PipelineConfig.from_env()
@@ -51,43 +52,35 @@ BEDROCK = boto3.client(
     "bedrock-runtime",
     config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
 )
-INGESTOR = Ingestor(
-    CFG,
-    S3,
-    Embedder(BEDROCK, CFG.model, CFG.dimension),
-    VectorIndex(
-        S3VECTORS,
-        CFG.vector_bucket_name,
-        CFG.index_name,
-        dimension=CFG.dimension,
-        distance_metric=CFG.distance_metric,
+RUNNER = BatchRunner(
+    ObjectConverger(
+        CFG,
+        S3,
+        Embedder(BEDROCK, CFG.model, CFG.dimension),
+        VectorIndex(
+            S3VECTORS,
+            CFG.vector_bucket_name,
+            CFG.index_name,
+            dimension=CFG.dimension,
+            distance_metric=CFG.distance_metric,
+        ),
+        logger=logger,
     ),
+    pool_size=CFG.embed_pool_size,
     logger=logger,
 )
-PROCESSOR = SqsFifoPartialProcessor(skip_group_on_error=True)
-# A batch whose every message is transient is still a normal partial response: the
-# messages return to the queue without turning the invocation into an error.
-PROCESSOR.raise_on_entire_batch_failure = False
-
-RESERVE_SECONDS_MAX = 10.0
-"""Time kept back from the Lambda timeout to write vectors and answer SQS."""
-
-
-class TransientFailure(Exception):
-    """Raised for the batch processor so it reports the message for redelivery."""
 
 
 def deadline_for(context: Any) -> float:
-    """``time.monotonic()`` instant after which no Bedrock retry should start."""
+    """``time.monotonic()`` instant after which no message or Bedrock retry should start."""
     remaining = float(context.get_remaining_time_in_millis()) / 1000.0
-    reserve = min(RESERVE_SECONDS_MAX, max(1.0, 0.2 * remaining))
-    return time.monotonic() + max(0.0, remaining - reserve)
+    return time.monotonic() + budget_seconds(remaining)
 
 
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     records: list[dict[str, Any]] = event.get("Records") or []
     items = [
         BatchItem(
@@ -97,31 +90,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
         for r in records
     ]
-    results = INGESTOR.run_batch(items, deadline_for(context))
-
-    def record_handler(record: SQSRecord) -> None:
-        result = results[record.message_id]
-        if not result.acknowledged:
-            raise TransientFailure(f"{result.reason}: {result.detail}")
-
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=PROCESSOR, context=context
-    )
-    redelivered = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    results = RUNNER.run(items, deadline_for(context))
     for item in items:
-        result = results[item.message_id]
-        if item.message_id in redelivered and result.acknowledged:
-            # The processor holds back later messages of a failed group; what this
-            # one did is idempotent and is simply done again on redelivery.
-            result.outcome = "transient_failure"
-            result.reason = converge.GROUP_BLOCKED
-            result.detail = "an earlier message of this group failed; redelivered in order"
-        _log_outcome(item.message_id, result)
+        _log_outcome(item.message_id, results[item.message_id])
     _emit_metrics(results.values())
-    return dict(response)
+    return partial_batch_response(items, results)
 
 
-def _log_outcome(message_id: str, result: Result) -> None:
+def _log_outcome(message_id: str, result: MessageResult) -> None:
     """The one structured line per message (parsed by operators and the local runtime)."""
     fields = {"message_id": message_id, **result.fields, "outcome": result.outcome}
     if result.reason:
@@ -139,7 +115,7 @@ def _log_outcome(message_id: str, result: Result) -> None:
         logger.info(text, extra=fields)
 
 
-def _emit_metrics(results: Any) -> None:
+def _emit_metrics(results: Iterable[MessageResult]) -> None:
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     retries = 0
