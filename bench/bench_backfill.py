@@ -39,9 +39,9 @@ import boto3.session
 from imgsearch.config import load_config
 from imgsearch.messages import for_backfill, to_send_entry
 from imgsearch.selection import KeySelection
-from localcloud.sqs import start_sqs
+from localcloud.services.sqs import start_sqs
 from scripts.backfill.filters import RowFilter
-from scripts.backfill.inventory import CsvGzRows
+from scripts.backfill.rows import CsvGzRows
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "bench-photos"

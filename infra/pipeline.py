@@ -9,28 +9,11 @@ from __future__ import annotations
 
 from constructs import Construct
 
-from imgsearch.config import ConfigError, PipelineConfig
+from imgsearch.config import PipelineConfig
 from infra.functions import PipelineFunctions
 from infra.observability import Observability
 from infra.queues import EmbedQueue
 from infra.storage import DataBuckets, VectorStore
-
-VISIBILITY_TIMEOUT_FACTOR = 6
-"""AWS's advice for an SQS event source: visibility timeout >= 6 x function timeout,
-so a message is not handed out again while throttled retries of it are still going."""
-
-
-def check_deployable(cfg: PipelineConfig) -> None:
-    """Constraints that span several config keys; raises ConfigError naming them."""
-    needed = VISIBILITY_TIMEOUT_FACTOR * cfg.embedder_timeout_seconds
-    if cfg.visibility_timeout_seconds < needed:
-        raise ConfigError(
-            "config keys 'visibility_timeout_seconds' and 'embedder_timeout_seconds': the "
-            f"queue's visibility timeout ({cfg.visibility_timeout_seconds} s) must be at least "
-            f"{VISIBILITY_TIMEOUT_FACTOR} x the embedder timeout "
-            f"({cfg.embedder_timeout_seconds} s) = {needed} s; raise the first or lower "
-            "the second"
-        )
 
 
 class ImageSearchPipeline(Construct):
@@ -38,7 +21,6 @@ class ImageSearchPipeline(Construct):
 
     def __init__(self, scope: Construct, id: str, *, config: PipelineConfig) -> None:
         super().__init__(scope, id)
-        check_deployable(config)
         self.config = config
         self.buckets = DataBuckets(self, "Buckets", config=config)
         self.vectors = VectorStore(self, "Vectors", config=config)

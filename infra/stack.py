@@ -7,8 +7,8 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
+from imgsearch.blueprint import StackOutputs
 from imgsearch.config import PipelineConfig
-from imgsearch.contract import OUTPUTS
 from infra.nag import suppress_reviewed_findings
 from infra.pipeline import ImageSearchPipeline
 
@@ -29,20 +29,20 @@ class ImageSearchPipelineStack(cdk.Stack):
             f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"
             f"#dashboards/dashboard/{pipeline.observability.dashboard.dashboard_name}"
         )
-        values = {
-            OUTPUTS.source_bucket_name: buckets.source_bucket.bucket_name,
-            OUTPUTS.inventory_bucket_name: buckets.inventory_bucket.bucket_name,
-            OUTPUTS.queue_url: queues.queue.queue_url,
-            OUTPUTS.dlq_url: queues.dlq.queue_url,
-            OUTPUTS.router_dlq_url: functions.router_dlq.queue_url,
-            OUTPUTS.vector_bucket_name: config.vector_bucket_name,
-            OUTPUTS.index_name: config.index_name,
-            OUTPUTS.index_arn: pipeline.vectors.index_arn,
-            OUTPUTS.dashboard_url: dashboard_url,
-            OUTPUTS.embedder_function_name: functions.embedder.function_name,
-            OUTPUTS.router_function_name: functions.router.function_name,
-        }
-        for key, value in values.items():
+        outputs = StackOutputs(
+            source_bucket_name=buckets.source_bucket.bucket_name,
+            inventory_bucket_name=buckets.inventory_bucket.bucket_name,
+            queue_url=queues.queue.queue_url,
+            dlq_url=queues.dlq.queue_url,
+            router_dlq_url=functions.router_dlq.queue_url,
+            vector_bucket_name=config.vector_bucket_name,
+            index_name=config.index_name,
+            index_arn=pipeline.vectors.index_arn,
+            dashboard_url=dashboard_url,
+            embedder_function_name=functions.embedder.function_name,
+            router_function_name=functions.router.function_name,
+        )
+        for key, value in outputs.as_outputs().items():
             cdk.CfnOutput(self, key, value=value)
         # CDK makes each function DependsOn its role although the function's GetAtt of the
         # role already orders them; cfn-lint warns about that redundancy (W3005).

@@ -19,14 +19,15 @@ from aws_cdk import aws_s3vectors as s3vectors
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from imgsearch.blueprint import (
+    INVENTORY_FIELDS,
+    VECTOR_DATA_TYPE,
+    VECTOR_ENCRYPTION,
+    inventory_configuration,
+    inventory_prefix,
+)
 from imgsearch.config import PipelineConfig
 from imgsearch.vectors import NON_FILTERABLE_KEYS
-
-INVENTORY_FIELDS: tuple[str, ...] = ("Size", "LastModifiedDate", "ETag", "StorageClass")
-"""Inventory columns beyond Bucket and Key: what the backfill needs to build messages
-(size and ETag for the dedup id, storage class to skip archived objects)."""
-VECTOR_DATA_TYPE = "float32"
-"""The only data type S3 Vectors stores."""
 
 
 class DataBuckets(Construct):
@@ -53,14 +54,11 @@ class DataBuckets(Construct):
                 s3.LifecycleRule(expiration=cdk.Duration.days(cfg.inventory_retention_days))
             ],
         )
-        # S3 Inventory takes one prefix filter: inventory exactly one configured prefix,
-        # otherwise the whole bucket (the backfill selects keys itself).
-        inventory_prefix = cfg.prefixes[0] if len(cfg.prefixes) == 1 else ""
         imported = bool(cfg.source_bucket_name)
         self.source_bucket: s3.IBucket
         if imported:
             self.source_bucket = s3.Bucket.from_bucket_name(self, "Source", cfg.source_bucket_name)
-            self._inventory_on_imported_bucket(cfg, inventory_prefix)
+            self._inventory_on_imported_bucket(cfg)
         else:
             self.source_bucket = s3.Bucket(
                 self,
@@ -81,38 +79,26 @@ class DataBuckets(Construct):
                         frequency=s3.InventoryFrequency[cfg.inventory_frequency.upper()],
                         # CDK's default is ALL versions; the backfill wants what exists now.
                         include_object_versions=s3.InventoryObjectVersion.CURRENT,
-                        objects_prefix=inventory_prefix or None,
+                        objects_prefix=inventory_prefix(cfg) or None,
                         optional_fields=list(INVENTORY_FIELDS),
                     )
                 ],
             )
 
-    def _inventory_on_imported_bucket(self, cfg: PipelineConfig, prefix: str) -> None:
+    def _inventory_on_imported_bucket(self, cfg: PipelineConfig) -> None:
         """Configure S3 Inventory on a bucket this stack does not own.
 
         CloudFormation can only set inventory on buckets it created, so an
         ``AwsCustomResource`` calls ``PutBucketInventoryConfiguration`` on deploy and
         ``DeleteBucketInventoryConfiguration`` on stack delete (both need the IAM
         action ``s3:PutInventoryConfiguration``, on this one bucket). The
-        configuration is the same one the created bucket gets.
+        configuration is the same one the created bucket gets (and the local cloud).
         """
-        stack = cdk.Stack.of(self)
-        inventory: dict[str, Any] = {
-            "Id": cfg.inventory_config_id,
-            "IsEnabled": True,
-            "IncludedObjectVersions": "Current",
-            "Destination": {
-                "S3BucketDestination": {
-                    "Bucket": self.inventory_bucket.bucket_arn,
-                    "AccountId": stack.account,
-                    "Format": "CSV",
-                }
-            },
-            "Schedule": {"Frequency": cfg.inventory_frequency},
-            "OptionalFields": list(INVENTORY_FIELDS),
-        }
-        if prefix:
-            inventory["Filter"] = {"Prefix": prefix}
+        inventory = inventory_configuration(
+            cfg,
+            destination_bucket_arn=self.inventory_bucket.bucket_arn,
+            account_id=cdk.Stack.of(self).account,
+        )
         target = {"Bucket": cfg.source_bucket_name, "Id": cfg.inventory_config_id}
         physical_id = cr.PhysicalResourceId.of(
             f"{cfg.source_bucket_name}/{cfg.inventory_config_id}"
@@ -170,7 +156,7 @@ class VectorStore(Construct):
             "Bucket",
             vector_bucket_name=cfg.vector_bucket_name,
             encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(
-                sse_type="AES256"
+                sse_type=VECTOR_ENCRYPTION
             ),
         )
         self.index = s3vectors.CfnIndex(

@@ -88,10 +88,10 @@ In another terminal (or: source {args.env_file}):
 {exports}
 
   aws s3 cp photo.jpg s3://{res.source_bucket}/photo.jpg
-  python -m scripts.imgsearch.cli search --text red
-  python -m scripts.imgsearch.cli status
+  python -m scripts.imgsearch search --text red
+  python -m scripts.imgsearch status
   curl -s {cloud.endpoint}/_localcloud/status
-  curl -s -X POST {cloud.endpoint}/_localcloud/faults \\
+  curl -s -X POST -H 'X-Localcloud: 1' {cloud.endpoint}/_localcloud/faults \\
        -d '{{"service": "bedrock", "error": "ThrottlingException", "count": 20}}'
 
 Ctrl-C stops everything.

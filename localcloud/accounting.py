@@ -12,6 +12,8 @@ the DLQ) and reports every object that is not in exactly one of
 * a message for it is in the dead-letter queue.
 
 Objects that no longer exist must have no vector, unless their delete is in the DLQ.
+And one message group never runs twice at once: the local event source counts every
+overlap, and each is a violation (per-object order would be lost).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgsearch.contract import OUTCOMES
+from imgsearch.contract import OUTCOME_FIELDS, OUTCOMES
 from imgsearch.messages import vector_key
 
 ObjectId = tuple[str, str]
@@ -31,7 +33,9 @@ ObjectId = tuple[str, str]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class OutcomeRecord:
+    """One embedder outcome line, as the ledger keeps it (``contract.Outcome`` is its name)."""
+
     outcome: str
     reason: str | None
     bucket: str
@@ -39,17 +43,18 @@ class Outcome:
     vector_key: str | None
 
 
-def parse_outcome(record: Mapping[str, Any]) -> Outcome | None:
+def parse_outcome(record: Mapping[str, Any]) -> OutcomeRecord | None:
     """The outcome in one embedder log record, or None if it is another kind of line."""
-    outcome = record.get("outcome")
+    f = OUTCOME_FIELDS
+    outcome = record.get(f.outcome)
     if outcome not in OUTCOMES:
         return None
-    bucket, key = record.get("bucket"), record.get("key")
+    bucket, key = record.get(f.bucket), record.get(f.key)
     if not isinstance(bucket, str) or not isinstance(key, str):
         return None
-    reason = record.get("reason")
-    vkey = record.get("vector_key")
-    return Outcome(
+    reason = record.get(f.reason)
+    vkey = record.get(f.vector_key)
+    return OutcomeRecord(
         str(outcome),
         str(reason) if reason is not None else None,
         bucket,
@@ -63,13 +68,13 @@ class Ledger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: dict[ObjectId, Outcome] = {}
+        self._last: dict[ObjectId, OutcomeRecord] = {}
         self.counts: Counter[str] = Counter()
         self.failures_by_reason: Counter[str] = Counter()
         self.last_at = 0.0
         """``time.perf_counter()`` when the last outcome was recorded (for benchmarks)."""
 
-    def record(self, outcome: Outcome) -> None:
+    def record(self, outcome: OutcomeRecord) -> None:
         with self._lock:
             self.last_at = time.perf_counter()
             self.counts[outcome.outcome] += 1
@@ -82,15 +87,15 @@ class Ledger:
                     return
             self._last[(outcome.bucket, outcome.key)] = outcome
 
-    def last(self, bucket: str, key: str) -> Outcome | None:
+    def last(self, bucket: str, key: str) -> OutcomeRecord | None:
         with self._lock:
             return self._last.get((bucket, key))
 
-    def snapshot(self) -> dict[ObjectId, Outcome]:
+    def snapshot(self) -> dict[ObjectId, OutcomeRecord]:
         with self._lock:
             return dict(self._last)
 
-    def permanent_failures(self) -> dict[ObjectId, Outcome]:
+    def permanent_failures(self) -> dict[ObjectId, OutcomeRecord]:
         return {o: v for o, v in self.snapshot().items() if v.outcome == "permanent_failure"}
 
 
@@ -124,8 +129,14 @@ def check(
     vector_keys: Iterable[str],
     ledger: Ledger,
     dlq_objects: Iterable[ObjectId],
+    *,
+    group_overlaps: Mapping[str, int] | None = None,
 ) -> AccountingReport:
-    """Check the invariant; see the module docstring."""
+    """Check the invariant; see the module docstring.
+
+    ``group_overlaps`` counts, per message group, the times it was handed out while a
+    batch of it was still in flight; each such group is a violation too.
+    """
     existing = set(objects)
     vectors = set(vector_keys)
     in_dlq = set(dlq_objects)
@@ -171,7 +182,12 @@ def check(
                 )
     for vk in sorted(vectors - known_vectors):
         report.violations.append(f"vector {vk}: belongs to no known object")
+    for group, times in sorted((group_overlaps or {}).items()):
+        report.violations.append(
+            f"message group {group}: handed out {times}x while a batch of it was in flight "
+            "(its messages ran out of order)"
+        )
     return report
 
 
-__all__ = ["OUTCOMES", "AccountingReport", "Ledger", "Outcome", "check", "parse_outcome"]
+__all__ = ["AccountingReport", "Ledger", "OutcomeRecord", "check", "parse_outcome"]

@@ -6,7 +6,7 @@
 3. Shows progress while S3 events go through the router, the FIFO queue and the
    embedder into S3 Vectors.
 4. Runs a text search and an image search with the project's CLI
-   (``scripts.imgsearch.cli``), exactly as a user would against AWS.
+   (``python -m scripts.imgsearch``), exactly as a user would against AWS.
 5. Deletes one photo and shows that its vector is gone.
 6. Ends with one line: objects uploaded, vectors stored, failures by reason, DLQ depth.
 
@@ -17,6 +17,8 @@ from Amazon Nova: image search finds look-alikes and text search knows colour wo
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +26,8 @@ from pathlib import Path
 
 from imgsearch.config import load_config
 from imgsearch.messages import vector_key
-from localcloud.cloud import LocalCloud, Snapshot
+from localcloud.cloud import LocalCloud
+from localcloud.observe import CloudSnapshot
 from localcloud.samples import PHOTOS, SampleImage, corrupt_jpeg, sample_set
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +47,18 @@ def step(number: int, text: str) -> None:
 
 
 def imgsearch(cloud: LocalCloud, *argv: str) -> int:
-    """Run the project's CLI in this process, pointed at the local cloud."""
-    from scripts.imgsearch.cli import main as cli
+    """Run the project's CLI as a user would, pointed at the local cloud by its environment.
 
+    A child process (``python -m scripts.imgsearch``): nothing imports ``scripts``.
+    """
     say(f"$ imgsearch {' '.join(argv)}")
-    with cloud.environ():
-        code = cli(list(argv))
-    return code
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.imgsearch", *argv],
+        env={**os.environ, **cloud.env},
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    return done.returncode
 
 
 class Progress:
@@ -62,7 +70,7 @@ class Progress:
         self.last = 0.0
         self.started = time.monotonic()
 
-    def __call__(self, snap: Snapshot) -> None:
+    def __call__(self, snap: CloudSnapshot) -> None:
         now = time.monotonic()
         if now - self.last < (0.2 if self.tty else 2.0):
             return

@@ -23,10 +23,11 @@ from localcloud.accounting import AccountingReport
 from localcloud.cloud import LocalCloud
 
 E2E_CONFIG: dict[str, Any] = {
-    # Short enough that redeliveries and the DLQ happen within a test, long enough for
-    # the embedder's own retries (it keeps ~1 s of its timeout in reserve).
-    "visibility_timeout_seconds": 3,
-    "embedder_timeout_seconds": 3,
+    # The shortest embedder timeout that leaves time for messages (it keeps 1 s in
+    # reserve), and the visibility timeout AWS requires for it (6 x): redeliveries and
+    # the DLQ still happen within a test.
+    "visibility_timeout_seconds": 12,
+    "embedder_timeout_seconds": 2,
     "max_receive_count": 3,
     "embedder_concurrency": 2,
 }

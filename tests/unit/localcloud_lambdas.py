@@ -16,8 +16,19 @@ def _log(**fields: Any) -> None:
     print(json.dumps({"fake": True, **fields}), flush=True)
 
 
+def _meet(folder: str, peers: int, context: Any) -> None:
+    """Wait until ``peers`` invocations (this one included) have started, or time runs out.
+
+    A rendezvous across execution environments through marker files, so a test of
+    parallelism does not depend on how long a sleep lasts on a loaded machine.
+    """
+    while len(os.listdir(folder)) < peers and context.get_remaining_time_in_millis() > 300:
+        time.sleep(0.01)
+
+
 def sqs_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Each body is JSON: ``id``, optional ``sleep`` seconds, ``fail`` (redeliver), ``emf``."""
+    """Each body is JSON: ``id``, optional ``sleep`` seconds, ``fail`` (redeliver), ``emf``,
+    ``meet`` (a folder) with ``peers`` (wait for that many started invocations)."""
     failures = []
     for record in event["Records"]:
         body = json.loads(record["body"])
@@ -31,6 +42,10 @@ def sqs_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
             remaining_ms=context.get_remaining_time_in_millis(),
             pid=os.getpid(),
         )
+        if body.get("meet"):
+            with open(os.path.join(body["meet"], body["id"]), "w"):
+                pass
+            _meet(body["meet"], int(body["peers"]), context)
         time.sleep(float(body.get("sleep", 0)))
         if body.get("emf"):
             print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localcloud.faults import FaultRule, Faults
+from localcloud.services.faults import FaultRule, Faults
 
 
 def _errors(faults: Faults, n: int, service: str = "bedrock", op: str = "InvokeModel") -> list[str]:

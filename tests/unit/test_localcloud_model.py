@@ -15,10 +15,10 @@ import pytest
 
 from imgsearch.embeddings import image_request, parse_response, text_request
 from imgsearch.models import MARENGO_3, NOVA_MME
-from localcloud import standin_model
-from localcloud.bedrock import invoke_model, resolve_model
-from localcloud.errors import ServiceError
 from localcloud.samples import corrupt_jpeg, encode, photo, sample_set
+from localcloud.services import standin_model
+from localcloud.services.bedrock import invoke_model, resolve_model
+from localcloud.services.errors import ServiceError
 
 NOVA, MARENGO = NOVA_MME.model_id, MARENGO_3.model_id
 

@@ -7,20 +7,23 @@ tested is the runtime, not the pipeline: the pipeline's end-to-end tests are in
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imgsearch.config import load_config
+from imgsearch.config import ConfigError, load_config
 from localcloud.cloud import LocalCloud
-from localcloud.runtime import InvocationResult, parse_emf, successes
+from localcloud.lambdas.event_source import successes
+from localcloud.lambdas.pool import InvocationResult
+from localcloud.telemetry.emf import parse_emf
 
 LAMBDAS = "tests.unit.localcloud_lambdas"
 
@@ -29,8 +32,9 @@ LAMBDAS = "tests.unit.localcloud_lambdas"
 def cloud() -> Iterator[LocalCloud]:
     cfg = load_config(
         overrides={
-            "visibility_timeout_seconds": 2,
-            "embedder_timeout_seconds": 1,
+            # 6 x the function timeout, as AWS asks of an SQS event source.
+            "visibility_timeout_seconds": 12,
+            "embedder_timeout_seconds": 2,
             "max_receive_count": 2,
             "embedder_concurrency": 3,
         }
@@ -146,7 +150,7 @@ def test_a_timed_out_invocation_loses_its_environment(cloud: LocalCloud) -> None
     cloud.wait_idle(60)
     starts = _starts(cloud, "slow-1")
     assert [r["receive"] for r in starts] == [1, 2]
-    assert all(r["remaining_ms"] <= 1000 for r in starts)
+    assert all(r["remaining_ms"] <= 2000 for r in starts)
     assert cloud.embedder.stats["timeouts"] == timeouts + 2
     for pid in {r["pid"] for r in starts}:  # each timed-out environment was killed
         with pytest.raises(ProcessLookupError):
@@ -157,21 +161,46 @@ def test_a_timed_out_invocation_loses_its_environment(cloud: LocalCloud) -> None
     assert [r["receive"] for r in _starts(cloud, "after-timeout")] == [1]
 
 
-def test_one_batch_per_group_in_order_and_groups_in_parallel(cloud: LocalCloud) -> None:
-    for i in range(5):
-        _send(cloud, "serial", id=f"s{i}", sleep=0.2)
-    for i in range(6):
-        _send(cloud, f"par{i}", id=f"p{i}", sleep=0.4)
-    cloud.wait_idle(60)
-    starts = {r["id"]: r["t"] for r in _fake(cloud, cloud.resources.embedder_function, "start")}
-    ends = {r["id"]: r["t"] for r in _fake(cloud, cloud.resources.embedder_function, "end")}
+def _events(cloud: LocalCloud, ids: set[str]) -> list[tuple[str, str]]:
+    """("start" | "end", id) of the given messages' invocations, in the order they happened.
+
+    The handlers stamp each event with the one clock all local processes share; only the
+    order is used, never a duration, so a slow machine cannot change the outcome.
+    """
+    records = [
+        r
+        for at in ("start", "end")
+        for r in _fake(cloud, cloud.resources.embedder_function, at)
+        if r["id"] in ids
+    ]
+    return [(r["at"], r["id"]) for r in sorted(records, key=lambda r: (r["t"], r["at"] == "start"))]
+
+
+def _peak(events: list[tuple[str, str]]) -> int:
+    """The most invocations running at once, from the order of their start and end events."""
+    running, peak = 0, 0
+    for at, _ in events:
+        running += 1 if at == "start" else -1
+        peak = max(peak, running)
+    return peak
+
+
+def test_one_batch_per_group_in_order_and_groups_in_parallel(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
     serial = [f"s{i}" for i in range(5)]
-    assert sorted(serial, key=starts.__getitem__) == serial  # FIFO order within the group
-    for a, b in itertools.pairwise(serial):
-        assert starts[b] >= ends[a]  # never two of the group at once
     parallel = [f"p{i}" for i in range(6)]
-    peak = max(sum(1 for q in parallel if starts[q] <= starts[p] < ends[q]) for p in parallel)
-    assert 2 <= peak <= 3  # groups run side by side, up to the concurrency of 3
+    for ident in serial:
+        _send(cloud, "serial", id=ident)
+    for i, ident in enumerate(parallel):
+        # Each waits (within its timeout) until a second one has started: if the runtime
+        # runs groups side by side, they overlap however slow the machine is.
+        _send(cloud, f"par{i}", id=ident, meet=str(tmp_path), peers=2)
+    cloud.wait_idle(60)
+    serial_events = _events(cloud, set(serial))
+    assert [i for at, i in serial_events if at == "start"] == serial  # FIFO within the group
+    assert _peak(serial_events) == 1  # never two of the group at once
+    assert 2 <= _peak(_events(cloud, set(parallel))) <= 3  # side by side, up to concurrency 3
 
 
 def test_s3_events_reach_the_router_like_s3_sends_them(cloud: LocalCloud) -> None:
@@ -227,11 +256,32 @@ def test_emf_lines_become_cloudwatch_metrics(cloud: LocalCloud) -> None:
     assert sum(p["SampleCount"] for p in stats["Datapoints"]) == 2.0
 
 
-def _http(cloud: LocalCloud, method: str, path: str, body: Any = None) -> Any:
+def _http(
+    cloud: LocalCloud, method: str, path: str, body: Any = None, *, marked: bool = True
+) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{cloud.endpoint}{path}", data=data, method=method)
+    headers = {"X-Localcloud": "1"} if marked else {}
+    req = urllib.request.Request(
+        f"{cloud.endpoint}{path}", data=data, method=method, headers=headers
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def test_control_writes_need_the_localcloud_header(cloud: LocalCloud) -> None:
+    """A web page cannot set this header cross-site without a preflight, so no CSRF."""
+    throttle = {"service": "bedrock", "error": "ThrottlingException", "count": 1}
+    for method, path, body in (
+        ("POST", "/_localcloud/faults", throttle),
+        ("DELETE", "/_localcloud/faults", None),
+        ("DELETE", "/_localcloud/faults/0", None),
+    ):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _http(cloud, method, path, body, marked=False)
+        assert refused.value.code == 403, (method, path)
+        assert "X-Localcloud: 1" in json.loads(refused.value.read())["message"]
+    assert _http(cloud, "GET", "/_localcloud/faults", marked=False) == {"faults": []}
+    assert _http(cloud, "GET", "/_localcloud/health", marked=False) == {"ok": True}
 
 
 def test_faults_and_status_over_http(cloud: LocalCloud) -> None:
@@ -254,3 +304,37 @@ def test_sqs_through_the_single_endpoint(cloud: LocalCloud) -> None:
     via_front = cloud._new_client("sqs", cloud.endpoint)
     urls = via_front.list_queues()["QueueUrls"]
     assert cloud.resources.queue_url in urls and cloud.resources.dlq_url in urls
+
+
+def test_the_local_cloud_refuses_what_the_stack_refuses() -> None:
+    """One validator: a visibility timeout under 6 x the embedder timeout fails at load."""
+    with pytest.raises(ConfigError, match="6 x") as refused:
+        load_config(overrides={"visibility_timeout_seconds": 11, "embedder_timeout_seconds": 2})
+    assert "'visibility_timeout_seconds'" in str(refused.value)
+    assert "'embedder_timeout_seconds'" in str(refused.value)
+
+
+def test_the_event_source_receives_only_what_can_start_at_once(cloud: LocalCloud) -> None:
+    """A batch received ahead would wait while its visibility clock runs; none is."""
+    assert cloud.event_source is not None
+    for i in range(9):
+        _send(cloud, f"ahead{i}", id=f"ahead-{i}", sleep=0.3)
+    cloud.wait_idle(60)
+    assert 1 <= cloud.event_source.stats["peak_in_flight"] <= cloud.cfg.embedder_concurrency
+
+
+def test_a_group_handed_out_twice_at_once_is_an_accounting_violation(cloud: LocalCloud) -> None:
+    """Runs last: it breaks the queue's visibility rule on purpose to see it reported."""
+    sqs, url = cloud.client("sqs"), cloud.resources.queue_url
+    assert cloud.accounting().ok
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    try:
+        _send(cloud, "twice", id="twice-1", sleep=1.5)
+        cloud.wait_idle(60)
+    finally:
+        sqs.set_queue_attributes(
+            QueueUrl=url,
+            Attributes={"VisibilityTimeout": str(cloud.cfg.visibility_timeout_seconds)},
+        )
+    violations = cloud.accounting().violations
+    assert any("message group twice" in v for v in violations), violations

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from imgsearch.limits import LIMITS
-from localcloud.errors import ServiceError
-from localcloud.metadata_filter import compile_filter
-from localcloud.vectorstore import IndexData
+from localcloud.services.errors import ServiceError
+from localcloud.services.metadata_filter import compile_filter
+from localcloud.services.vectorstore import IndexData
 
 
 def _index(metric: str = "cosine", dim: int = 4, nf: tuple[str, ...] = ()) -> IndexData:

@@ -5,7 +5,7 @@
 // rather than fauxqs' default sqs.REGION.localhost host, so they are reachable as given.
 import { buildApp } from "fauxqs";
 
-const storeUrl = new URL("../node_modules/fauxqs/dist/sqs/sqsStore.js", import.meta.url);
+const storeUrl = new URL("../../node_modules/fauxqs/dist/sqs/sqsStore.js", import.meta.url);
 const { SqsStore } = await import(storeUrl.href);
 const sqsStore = new SqsStore();
 sqsStore.host = "";

@@ -7,12 +7,15 @@ the way moto's own server does) and answers itself what moto lacks:
 * Bedrock Runtime ``InvokeModel`` (signing name ``bedrock``): the stand-in model.
 * S3 Vectors ``CreateIndex`` (moto drops ``metadataConfiguration``) and the data plane
   (``PutVectors``, ``GetVectors``, ``ListVectors``, ``DeleteVectors``, ``QueryVectors``),
-  kept in :class:`localcloud.vectorstore.IndexData` attached to moto's index object.
+  kept in :class:`localcloud.services.vectorstore.IndexData` attached to moto's index object.
 * SQS: forwarded to the fauxqs process, so one ``--endpoint-url`` reaches every service.
 * ``/_localcloud/...``: health, fault injection and runtime status over plain HTTP.
+  Writes (POST, DELETE) need the header ``X-Localcloud: 1``: a web page cannot send a
+  custom header cross-site without a CORS preflight, which this server never grants, so
+  a page open in the browser cannot change the local cloud behind the user's back.
 
 Everything else (S3, the S3 Vectors control plane, CloudWatch, STS...) goes to moto.
-Injected faults (:mod:`localcloud.faults`) apply here, at the network edge.
+Injected faults (:mod:`localcloud.services.faults`) apply here, at the network edge.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from urllib.parse import urlsplit
 from moto.core.exceptions import ServiceException
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from localcloud import bedrock
-from localcloud.errors import ServiceError, validation
-from localcloud.faults import Faults
-from localcloud.vectorstore import IndexData
+from localcloud.services import bedrock
+from localcloud.services.errors import ServiceError, validation
+from localcloud.services.faults import Faults
+from localcloud.services.vectorstore import IndexData
 
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 """The one account the local cloud serves (moto's default)."""
@@ -238,6 +241,12 @@ class FrontApp:
     ) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         name = path[len("/_localcloud/") :].strip("/")
+        if method in ("POST", "DELETE") and environ.get("HTTP_X_LOCALCLOUD") != "1":
+            return _json_response(
+                start_response,
+                403,
+                {"message": f"{method} {path} needs the header X-Localcloud: 1"},
+            )
         try:
             if name == "health":
                 return _json_response(start_response, 200, {"ok": True})

@@ -22,9 +22,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from localcloud.sqs import SqsServer
+from localcloud.services.sqs import SqsServer
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import InputLogEventTypeDef
 
 LOG_BATCH = 1000
 LOG_STREAM = "localcloud/[$LATEST]0"
@@ -36,7 +41,7 @@ class LogsForwarder:
 
     def __init__(
         self,
-        client_factory: Callable[[], Any],
+        client_factory: Callable[[], CloudWatchLogsClient],
         functions: Iterable[str],
         *,
         interval: float = 1.0,
@@ -50,7 +55,7 @@ class LogsForwarder:
         self._stop = threading.Event()
         self.sent = 0
         self.errors = 0
-        self._client: Any = None
+        self._client: CloudWatchLogsClient | None = None
         self._thread = threading.Thread(
             target=self._run, args=(interval,), name="logs-forwarder", daemon=True
         )
@@ -80,7 +85,7 @@ class LogsForwarder:
             if self._client is None:
                 self._client = self._factory()
             client = self._client
-            by_function: dict[str, list[dict[str, Any]]] = {}
+            by_function: dict[str, list[InputLogEventTypeDef]] = {}
             for function, stamp, line in pending:
                 by_function.setdefault(function, []).append({"timestamp": stamp, "message": line})
             for function, events in by_function.items():
@@ -97,7 +102,7 @@ class LogsForwarder:
                 except Exception:  # the cloud is shutting down, or moto refused a batch
                     self.errors += 1
 
-    def _ensure(self, client: Any, function: str) -> None:
+    def _ensure(self, client: CloudWatchLogsClient, function: str) -> None:
         if function in self._created:
             return
         group = self.group(function)
@@ -120,7 +125,7 @@ class QueueMetricsPublisher:
         self,
         sqs: SqsServer,
         queue_names: Iterable[str],
-        client_factory: Callable[[], Any],
+        client_factory: Callable[[], CloudWatchClient],
         *,
         interval: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -130,7 +135,7 @@ class QueueMetricsPublisher:
         self._factory = client_factory
         self._clock = clock
         self._lock = threading.Lock()
-        self._client: Any = None
+        self._client: CloudWatchClient | None = None
         self._stop = threading.Event()
         self.published = 0
         self.errors = 0

@@ -28,8 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from imgsearch.limits import LIMITS
-from localcloud.errors import validation
-from localcloud.metadata_filter import compile_filter
+from localcloud.services.errors import validation
+from localcloud.services.metadata_filter import compile_filter
 
 LIST_DEFAULT_MAX_RESULTS = 500
 LIST_MAX_RESULTS = 1000

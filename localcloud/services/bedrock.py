@@ -4,7 +4,7 @@ The request is validated as strictly as the service documents it (Nova Multimoda
 Embeddings' synchronous schema; TwelveLabs Marengo Embed 3.0's text and image inputs),
 and the answer has the real response shape. Errors use Bedrock's wording where it is
 known ("Malformed input request: ..., please reformat your input and try again.").
-Only the numbers differ: they come from :mod:`localcloud.standin_model`, not from Nova.
+Only the numbers differ: they come from :mod:`localcloud.services.standin_model`, not from Nova.
 
 Where the documentation is silent, this side is stricter rather than looser (a declared
 image ``format`` that does not match the bytes is rejected; unknown fields are rejected),
@@ -23,8 +23,8 @@ from urllib.parse import unquote
 
 from imgsearch.limits import LIMITS
 from imgsearch.models import MODELS, ModelSpec
-from localcloud import standin_model
-from localcloud.errors import ServiceError, validation
+from localcloud.services import standin_model
+from localcloud.services.errors import ServiceError, validation
 
 ReadS3 = Callable[[str, str], bytes]
 """``read_s3(bucket, key)`` -> object bytes; raises ServiceError if it cannot be read."""

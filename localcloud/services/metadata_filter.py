@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from localcloud.errors import ServiceError, validation
+from localcloud.services.errors import ServiceError, validation
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 

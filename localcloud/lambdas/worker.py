@@ -1,6 +1,6 @@
 """One local Lambda execution environment (runs as a child process).
 
-``python -m localcloud.worker <module.function> <function-name> <timeout-s> <memory-mb>``
+``python -m localcloud.lambdas.worker <module.function> <function-name> <timeout-s> <memory-mb>``
 
 Like a Lambda container it imports the handler once (the init phase), then serves one
 invocation at a time: an event arrives as one JSON line on stdin, the handler runs with a

@@ -8,8 +8,8 @@ requests whose body contains a string (e.g. one object's key or vector key).
 
 The same rules can be set over HTTP on a running local cloud (see ``front.py``)::
 
-    curl -X POST $ENDPOINT/_localcloud/faults -d '{"service": "bedrock", "error":
-         "ThrottlingException", "count": 20}'
+    curl -X POST -H 'X-Localcloud: 1' $ENDPOINT/_localcloud/faults -d '{"service":
+         "bedrock", "error": "ThrottlingException", "count": 20}'
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from localcloud.errors import ServiceError
+from localcloud.services.errors import ServiceError
 
 Service = Literal["bedrock", "s3vectors"]
 SERVICES: tuple[str, ...] = ("bedrock", "s3vectors")

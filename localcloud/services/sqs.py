@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = Path(__file__).with_name("fauxqs_launcher.mjs")
 
 
@@ -62,9 +62,16 @@ class SqsServer:
 
 
 def _node() -> str:
+    """The project's pinned Node (``node_modules/.bin/node``), else the one on PATH."""
+    pinned = REPO_ROOT / "node_modules" / ".bin" / "node"
+    if pinned.is_file() and os.access(pinned, os.X_OK):
+        return str(pinned)
     node = shutil.which("node")
     if node is None:
-        raise SqsStartError("node is not on PATH: the local SQS (fauxqs) needs Node 20+")
+        raise SqsStartError(
+            "node is not on PATH and node_modules has none: run `make install` "
+            "(the local SQS, fauxqs, needs Node)"
+        )
     return node
 
 
