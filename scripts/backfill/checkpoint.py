@@ -23,14 +23,12 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from scripts.backfill.inventory import S3ClientFactory, parse_s3_uri
-from scripts.common.cli import CliError, describe_aws_error, error_code
+from imgsearch.s3uri import is_s3_uri, parse_s3_uri
+from scripts.backfill.errors import CheckpointError
+from scripts.backfill.manifest import S3ClientFactory, is_missing_object
+from scripts.common.cli import describe_aws_error
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(CliError):
-    """The checkpoint cannot be read, written, or does not belong to this run."""
 
 
 @dataclass
@@ -156,7 +154,7 @@ class S3CheckpointStore:
         try:
             body = self.s3().get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
         except ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+            if is_missing_object(exc):
                 return None
             raise CheckpointError(f"checkpoint {self.location}: {describe_aws_error(exc)}") from exc
         return Checkpoint.from_json(body.decode("utf-8"), self.location)
@@ -175,8 +173,8 @@ class S3CheckpointStore:
 
 def open_store(where: str, s3: S3ClientFactory) -> CheckpointStore:
     """``s3://bucket/key`` or a local path."""
-    uri = parse_s3_uri(where)
-    if uri is not None:
+    if is_s3_uri(where):
+        uri = parse_s3_uri(where, "--checkpoint")
         if not uri.key or uri.key.endswith("/"):
             raise CheckpointError(
                 f"--checkpoint {where}: name an object, e.g. s3://bucket/backfill.json"

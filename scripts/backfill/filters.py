@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imgsearch.selection import KeySelection
-from scripts.backfill.inventory import InventoryRow
-from scripts.common.cli import CliError
+from scripts.backfill.errors import FilterError
+from scripts.backfill.rows import InventoryRow
 
 SKIP_REASONS = (
     "delete_marker",
@@ -77,7 +77,7 @@ def parse_date(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise CliError(
+        raise FilterError(
             f"--modified-after {text!r}: expected a date like 2024-05-01 or 2024-05-01T12:00:00Z"
         ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -97,5 +97,5 @@ def parse_size(text: str) -> int:
     except ValueError:
         value = -1.0
     if value < 0 or unit not in _UNITS:
-        raise CliError(f"size {text!r}: expected bytes or a number with K, M or G (e.g. 20MiB)")
+        raise FilterError(f"size {text!r}: expected bytes or a number with K, M or G (e.g. 20MiB)")
     return int(value * _UNITS[unit])

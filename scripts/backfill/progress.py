@@ -19,7 +19,9 @@ ProgressMode = Literal["auto", "bar", "log", "none"]
 
 
 @dataclass
-class Snapshot:
+class ProgressSnapshot:
+    """Counters of a run at one moment, and how they read to an operator."""
+
     rows: int = 0
     selected: int = 0
     sent: int = 0
@@ -74,16 +76,16 @@ class Snapshot:
 
 
 class Reporter(Protocol):
-    def update(self, snap: Snapshot) -> None: ...
+    def update(self, snap: ProgressSnapshot) -> None: ...
 
-    def close(self, snap: Snapshot) -> None: ...
+    def close(self, snap: ProgressSnapshot) -> None: ...
 
 
 class NullReporter:
-    def update(self, snap: Snapshot) -> None:
+    def update(self, snap: ProgressSnapshot) -> None:
         return None
 
-    def close(self, snap: Snapshot) -> None:
+    def close(self, snap: ProgressSnapshot) -> None:
         return None
 
 
@@ -96,17 +98,17 @@ class LogReporter:
         self.prog = prog
         self._last = time.monotonic()
 
-    def _line(self, snap: Snapshot) -> None:
+    def _line(self, snap: ProgressSnapshot) -> None:
         pct = f"{snap.fraction * 100:5.1f}% " if snap.fraction is not None else ""
         print(f"{self.prog}: {pct}{snap.describe()}", file=self.stream, flush=True)
 
-    def update(self, snap: Snapshot) -> None:
+    def update(self, snap: ProgressSnapshot) -> None:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
             self._line(snap)
 
-    def close(self, snap: Snapshot) -> None:
+    def close(self, snap: ProgressSnapshot) -> None:
         self._line(snap)
 
 
@@ -140,7 +142,7 @@ class BarReporter:
         self._task = self._progress.add_task(title, total=1000, pace="", counts="")
         self._progress.start()
 
-    def update(self, snap: Snapshot) -> None:
+    def update(self, snap: ProgressSnapshot) -> None:
         self._progress.update(
             self._task,
             completed=round((snap.fraction or 0.0) * 1000),
@@ -149,7 +151,7 @@ class BarReporter:
             counts=snap.counts(),
         )
 
-    def close(self, snap: Snapshot) -> None:
+    def close(self, snap: ProgressSnapshot) -> None:
         self.update(snap)
         self._progress.stop()
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from botocore.exceptions import (
     ClientError,
@@ -37,20 +37,24 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from imgsearch.enqueue import settle_batch
-from scripts.common.cli import CliError, describe_aws_error, error_code
-
-THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "SlowDown",
-        "KmsThrottled",
-        "KMS.ThrottlingException",
-    }
+from imgsearch.aws_errors import (
+    THROTTLING_CODES,
+    backoff_delay,
+    error_code,
+    error_message,
+    http_status,
 )
+from imgsearch.enqueue import settle_batch
+from scripts.backfill.errors import SendError
+from scripts.common.cli import describe_aws_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        SendMessageBatchRequestEntryTypeDef,
+        SendMessageBatchResultTypeDef,
+    )
+
 TRANSIENT_CODES = frozenset(
     {
         "InternalError",
@@ -68,10 +72,6 @@ NETWORK_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class SendError(CliError):
-    """SQS refused the whole batch for a reason retrying will not fix, or kept failing."""
-
-
 # --------------------------------------------------------------------------- pacing
 
 
@@ -82,8 +82,8 @@ class RetryPolicy:
     max_delay: float = 20.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**attempt)] (AWS's recommendation)."""
-        return rng.uniform(0.0, min(self.max_delay, self.base_delay * (2**attempt)))
+        """Full jitter (:func:`imgsearch.aws_errors.backoff_delay`), drawn from ``rng``."""
+        return backoff_delay(attempt, base=self.base_delay, cap=self.max_delay, rng=rng.random)
 
 
 class AdaptiveLimiter:
@@ -196,7 +196,7 @@ class BatchSender:
 
     def __init__(
         self,
-        client: Any,
+        client: SQSClient,
         queue_url: str,
         *,
         limiter: AdaptiveLimiter,
@@ -230,17 +230,18 @@ class BatchSender:
                 result.calls += 1
                 try:
                     response = self.client.send_message_batch(
-                        QueueUrl=self.queue_url, Entries=pending
+                        QueueUrl=self.queue_url,
+                        # Our entries are built as plain str dicts (imgsearch.messages).
+                        Entries=cast("list[SendMessageBatchRequestEntryTypeDef]", pending),
                     )
                 except ClientError as exc:
                     code = error_code(exc)
-                    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                     if code in THROTTLING_CODES:
                         throttled = True
-                    elif code not in TRANSIENT_CODES and not int(status) >= 500:
+                    elif code not in TRANSIENT_CODES and not http_status(exc) >= 500:
                         raise SendError(describe_aws_error(exc)) from exc
                     failed = pending
-                    last_error = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+                    last_error = f"{code}: {error_message(exc)}"
                 except NETWORK_ERRORS as exc:
                     failed = pending
                     last_error = str(exc)
@@ -265,7 +266,10 @@ class BatchSender:
         return result
 
     def _settle(
-        self, pending: list[dict[str, str]], response: dict[str, Any], result: SendResult
+        self,
+        pending: list[dict[str, str]],
+        response: SendMessageBatchResultTypeDef,
+        result: SendResult,
     ) -> tuple[list[dict[str, str]], bool, str]:
         """Count successes; return entries to retry, whether SQS throttled, last error."""
         settled = settle_batch(pending, response)

@@ -381,6 +381,18 @@ def test_error_usage(aws_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "not both" not in err  # nothing was given: "not both" would mislead
     code, _, err = _run(capsys, "--from-listing", "photos/x", *CLI_BASE)
     _assert_one_line_error(code, err, "expected s3://bucket/prefix")
+    code, _, err = _run(capsys, "--from-listing", "s3:///x", *CLI_BASE, "--dry-run")
+    _assert_one_line_error(code, err, "'s3:///x'", "needs a bucket")
+    code, _, err = _run(capsys, "s3:///report/", *CLI_BASE, "--dry-run")
+    _assert_one_line_error(code, err, "'s3:///report/'", "needs a bucket")
+
+
+def test_error_bad_filter_values(aws_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ours, not argparse's "invalid parse_size value": the message says what to type."""
+    code, _, err = _run(capsys, "latest", "--min-size", "lots", *CLI_BASE)
+    _assert_one_line_error(code, err, "size 'lots'", "20MiB")
+    code, _, err = _run(capsys, "latest", "--modified-after", "May", *CLI_BASE)
+    _assert_one_line_error(code, err, "--modified-after 'May'", "2024-05-01")
 
 
 def test_log_lines_on_stderr_json_alone_on_stdout(

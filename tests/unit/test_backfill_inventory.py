@@ -12,18 +12,16 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from scripts.backfill.inventory import (
-    InventoryError,
-    InventoryRow,
-    ListingRows,
+from imgsearch.s3uri import S3Uri
+from scripts.backfill.errors import InventoryError
+from scripts.backfill.manifest import (
     Manifest,
-    S3Uri,
     fetch_data_file,
     load_manifest,
-    open_rows,
     resolve_manifest,
     schema_columns,
 )
+from scripts.backfill.rows import InventoryRow, ListingRows, open_rows
 from tests.unit import backfill_support as bs
 from tests.unit.backfill_support import Obj, aws_env
 

@@ -25,7 +25,8 @@ from scripts.common.cli import (
     parse_context,
     run_main,
 )
-from scripts.common.deployment import Resources
+from scripts.common.deployment import Deployment
+from scripts.common.errors import DeploymentError
 from tests.unit.backfill_support import aws_env
 
 __all__ = ["aws_env"]
@@ -43,14 +44,14 @@ def test_names_come_from_the_config_without_a_stack(aws_env: Path) -> None:
         url = boto3.client("sqs").create_queue(
             QueueName=cfg.queue_name, Attributes={"FifoQueue": "true"}
         )["QueueUrl"]
-        res = Resources(cfg, Clients(boto3.Session()))
+        res = Deployment(cfg, Clients(boto3.Session()))
         assert res.queue_url() == url
         assert res.source_bucket() == "photos"
         assert res.vector_bucket() == cfg.vector_bucket_name
         assert res.index_name() == cfg.index_name
         assert res.inventory_bucket() is None  # only the stack knows it
         assert res.notes == [f"stack {cfg.stack_name!r} not found; using names from the config"]
-        with pytest.raises(CliError, match=f"queue {cfg.dlq_name!r} does not exist"):
+        with pytest.raises(DeploymentError, match=f"queue {cfg.dlq_name!r} does not exist"):
             res.dlq_url()
 
 
@@ -71,7 +72,7 @@ def test_stack_outputs_win_and_explicit_values_win_over_both(aws_env: Path) -> N
         boto3.client("cloudformation").create_stack(
             StackName=cfg.stack_name, TemplateBody=json.dumps(template)
         )
-        res = Resources(cfg, Clients(boto3.Session()))
+        res = Deployment(cfg, Clients(boto3.Session()))
         assert res.source_bucket() == "from-stack"
         assert res.vector_bucket() == "vectors-from-stack"
         assert res.index_name() == "index-from-stack"
@@ -80,7 +81,7 @@ def test_stack_outputs_win_and_explicit_values_win_over_both(aws_env: Path) -> N
         assert res.source_bucket("explicit") == "explicit"
         assert res.queue_url("https://explicit") == "https://explicit"
         assert res.notes == []
-        no_stack = Resources(cfg, Clients(boto3.Session()), use_stack=False)
+        no_stack = Deployment(cfg, Clients(boto3.Session()), use_stack=False)
         assert no_stack.source_bucket() == "from-config"
 
 
@@ -89,7 +90,7 @@ def test_missing_credentials_are_never_swallowed_by_the_fallback(
 ) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    res = Resources(load_config(), Clients(boto3.Session()))
+    res = Deployment(load_config(), Clients(boto3.Session()))
     with pytest.raises(NoCredentialsError):
         res.source_bucket()
 

@@ -20,17 +20,19 @@ from imgsearch.pricing import PRICES
 from imgsearch.selection import KeySelection
 from scripts.backfill.checkpoint import (
     Checkpoint,
-    CheckpointError,
     InputProgress,
     LocalCheckpointStore,
     open_store,
 )
-from scripts.backfill.cli import Backfill, Options, manifest_source
+from scripts.backfill.errors import CheckpointError
 from scripts.backfill.estimate import Workload, estimate
 from scripts.backfill.filters import RowFilter, parse_size
-from scripts.backfill.inventory import InventoryRow, load_manifest
-from scripts.backfill.progress import Snapshot, make_reporter
+from scripts.backfill.manifest import load_manifest
+from scripts.backfill.progress import ProgressSnapshot, make_reporter
+from scripts.backfill.rows import InventoryRow
+from scripts.backfill.run import Backfill, Options
 from scripts.backfill.sender import RetryPolicy
+from scripts.backfill.sources import manifest_source
 from scripts.common.console import format_duration
 from tests.unit import backfill_support as bs
 from tests.unit.backfill_support import aws_env
@@ -182,6 +184,16 @@ def test_s3_checkpoint_store(aws_env: Path) -> None:
             open_store("s3://ops/", lambda: s3)
 
 
+def test_s3_checkpoint_in_a_missing_bucket_is_an_error_not_a_fresh_start(aws_env: Path) -> None:
+    """S3 answers 404 for a missing bucket too; taking it as "no checkpoint yet" would
+    start over and fail only at the first save, after sending."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=bs.REGION)
+        store = open_store("s3://no-such-ops-bucket/cp.json", lambda: s3)
+        with pytest.raises(CheckpointError, match="NoSuchBucket"):
+            store.load()
+
+
 def test_checkpoint_belongs_to_one_input_and_filter_set() -> None:
     cp = Checkpoint("manifest:a", "s3://x", {"min_size": None})
     cp.check_belongs("manifest:a", {"min_size": None}, "cp.json")
@@ -275,11 +287,13 @@ def test_format_duration() -> None:
 
 
 def test_snapshot_rate_and_eta_use_this_runs_progress() -> None:
-    snap = Snapshot(rows=500, sent=400, fraction=0.6, start_fraction=0.2, elapsed=20.0)
+    snap = ProgressSnapshot(rows=500, sent=400, fraction=0.6, start_fraction=0.2, elapsed=20.0)
     assert snap.rate == 20.0
     assert snap.eta == pytest.approx(20.0)  # 0.4 done in 20 s, 0.4 left
-    assert Snapshot(fraction=None, elapsed=5).eta is None  # a listing: total unknown
-    line = Snapshot(rows=12_345, sent=12_000, skipped={"suffix": 300, "prefix": 45}).describe()
+    assert ProgressSnapshot(fraction=None, elapsed=5).eta is None  # a listing: total unknown
+    line = ProgressSnapshot(
+        rows=12_345, sent=12_000, skipped={"suffix": 300, "prefix": 45}
+    ).describe()
     assert (
         "rows 12.3k" in line
         and "sent 12.0k" in line
@@ -290,8 +304,8 @@ def test_snapshot_rate_and_eta_use_this_runs_progress() -> None:
 def test_log_reporter_writes_plain_lines(tmp_path: Path) -> None:
     stream = io.StringIO()
     reporter = make_reporter("log", stream, interval=0.0)
-    reporter.update(Snapshot(rows=10, sent=10, fraction=0.5, elapsed=1.0))
-    reporter.close(Snapshot(rows=20, sent=20, fraction=1.0, elapsed=2.0))
+    reporter.update(ProgressSnapshot(rows=10, sent=10, fraction=0.5, elapsed=1.0))
+    reporter.close(ProgressSnapshot(rows=20, sent=20, fraction=1.0, elapsed=2.0))
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2 and lines[0].startswith("backfill:  50.0% sent 10 · rows 10")
     assert "\x1b[" not in stream.getvalue()  # no escape codes in a log
@@ -300,7 +314,7 @@ def test_log_reporter_writes_plain_lines(tmp_path: Path) -> None:
 def test_bar_reporter_draws_on_a_terminal() -> None:
     stream = io.StringIO()
     reporter = make_reporter("bar", stream)
-    reporter.update(Snapshot(rows=10, sent=10, fraction=0.25, elapsed=1.0))
-    reporter.close(Snapshot(rows=40, sent=40, fraction=1.0, elapsed=2.0))
+    reporter.update(ProgressSnapshot(rows=10, sent=10, fraction=0.25, elapsed=1.0))
+    reporter.close(ProgressSnapshot(rows=40, sent=40, fraction=1.0, elapsed=2.0))
     drawn = stream.getvalue()
     assert "100%" in drawn and "sent 40" in drawn and "ETA 0s" in drawn

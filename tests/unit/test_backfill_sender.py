@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from scripts.backfill.errors import SendError
 from scripts.backfill.sender import (
     AdaptiveLimiter,
     Batch,
@@ -18,7 +19,6 @@ from scripts.backfill.sender import (
     Dispatcher,
     RateLimiter,
     RetryPolicy,
-    SendError,
     Watermark,
 )
 from tests.unit.backfill_support import aws_env

@@ -1,39 +1,33 @@
-"""S3 Inventory input for the backfill: manifests, data files, and a listing fallback.
+"""S3 Inventory reports for the backfill: finding the newest, reading and verifying them.
 
 An inventory report is a folder ``<dest-prefix>/<source-bucket>/<config-id>/<YYYY-MM-DDTHH-MMZ>/``
 holding ``manifest.json`` (format, schema, and the data files with their MD5) and
 ``manifest.checksum`` (the MD5 of ``manifest.json``); the data files live under
-``<config-id>/data/``. This module finds the newest report, checks both kinds of MD5
-before a single row is trusted, and streams rows out of CSV (gzip), Parquet and ORC
-files one at a time, so memory stays flat however large the inventory is.
-
-Only CSV keys are URL-encoded (form encoding: a space is ``+``, a real ``+`` is
-``%2B``), so they go through ``unquote_plus``; Parquet and ORC keys are stored as is.
+``<config-id>/data/``. This module finds the newest report and checks both kinds of MD5
+before a single row is trusted; :mod:`scripts.backfill.rows` then reads the rows.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import re
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from itertools import islice
-from operator import itemgetter
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple, Protocol
-from urllib.parse import unquote_plus
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from botocore.exceptions import ClientError
 
-from scripts.common.cli import CliError, describe_aws_error, error_code
+from imgsearch.aws_errors import error_code, is_not_found
+from imgsearch.s3uri import S3Uri, is_s3_uri, parse_s3_uri
+from scripts.backfill.errors import InventoryError
+from scripts.common.cli import describe_aws_error
 
-S3ClientFactory = Callable[[], Any]
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+S3ClientFactory: TypeAlias = "Callable[[], S3Client]"
 """Returns the S3 client; called only when something really lives in S3."""
 
 FORMATS: dict[str, str] = {"csv": "CSV", "parquet": "Parquet", "orc": "ORC"}
@@ -42,46 +36,9 @@ DATED_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z")
 MANIFEST_NAME = "manifest.json"
 CHECKSUM_NAME = "manifest.checksum"
 _CHUNK = 1024 * 1024
-_ARROW_BATCH_ROWS = 16_384
-
-
-class InventoryError(CliError):
-    """The inventory cannot be used as given; the message names the file and the fix."""
 
 
 # --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class S3Uri:
-    bucket: str
-    key: str
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-def parse_s3_uri(text: str) -> S3Uri | None:
-    """``s3://bucket/key`` -> :class:`S3Uri`; anything else -> None."""
-    if not text.startswith("s3://"):
-        return None
-    bucket, _, key = text[5:].partition("/")
-    if not bucket:
-        raise InventoryError(f"{text!r}: an S3 URI needs a bucket, e.g. s3://bucket/prefix/")
-    return S3Uri(bucket, key)
-
-
-class InventoryRow(NamedTuple):
-    """One object (version) of the source bucket, decoded."""
-
-    key: str
-    size: int | None
-    etag: str | None
-    version_id: str | None
-    is_latest: bool
-    is_delete_marker: bool
-    last_modified: str | datetime | None
-    """ISO string (CSV), datetime (Parquet/ORC/listing), or None if not inventoried."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +100,8 @@ def resolve_manifest(
             raise InventoryError("'latest' needs the source bucket: pass --bucket")
         prefix = _find_config_prefix(s3(), inventory_bucket, source_bucket, config_id)
         return _latest_in_s3(s3(), inventory_bucket, prefix)
-    uri = parse_s3_uri(ref)
-    if uri is not None:
+    if is_s3_uri(ref):
+        uri = parse_s3_uri(ref, "manifest")
         if uri.key.endswith(".json"):
             return uri
         prefix = uri.key if not uri.key or uri.key.endswith("/") else uri.key + "/"
@@ -160,18 +117,18 @@ def resolve_manifest(
     )
 
 
-def _list_folders(s3_client: Any, bucket: str, prefix: str) -> list[str]:
+def _list_folders(s3_client: S3Client, bucket: str, prefix: str) -> list[str]:
     folders: list[str] = []
     try:
         paginator = s3_client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
             folders.extend(str(p["Prefix"]) for p in page.get("CommonPrefixes") or [])
     except ClientError as exc:
-        raise _s3_error(exc, f"s3://{bucket}/{prefix}") from exc
+        raise s3_error(exc, f"s3://{bucket}/{prefix}") from exc
     return folders
 
 
-def _find_config_prefix(s3_client: Any, bucket: str, source: str, config_id: str) -> str:
+def _find_config_prefix(s3_client: S3Client, bucket: str, source: str, config_id: str) -> str:
     """``<dest-prefix>/<source>/<config-id>/``: tried at the root, then one folder down."""
     tail = f"{source}/{config_id}/"
     candidates = [tail, *(p + tail for p in _list_folders(s3_client, bucket, ""))]
@@ -179,7 +136,7 @@ def _find_config_prefix(s3_client: Any, bucket: str, source: str, config_id: str
         try:
             found = s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         except ClientError as exc:
-            raise _s3_error(exc, f"s3://{bucket}/{prefix}") from exc
+            raise s3_error(exc, f"s3://{bucket}/{prefix}") from exc
         if found.get("KeyCount", 0):
             return prefix
     raise InventoryError(
@@ -189,7 +146,7 @@ def _find_config_prefix(s3_client: Any, bucket: str, source: str, config_id: str
     )
 
 
-def _latest_in_s3(s3_client: Any, bucket: str, prefix: str) -> S3Uri:
+def _latest_in_s3(s3_client: S3Client, bucket: str, prefix: str) -> S3Uri:
     dated = [
         f
         for f in _list_folders(s3_client, bucket, prefix)
@@ -200,9 +157,9 @@ def _latest_in_s3(s3_client: Any, bucket: str, prefix: str) -> S3Uri:
         try:
             s3_client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if is_missing_object(exc):
                 continue  # a report still being written has no manifest yet
-            raise _s3_error(exc, f"s3://{bucket}/{key}") from exc
+            raise s3_error(exc, f"s3://{bucket}/{key}") from exc
         return S3Uri(bucket, key)
     raise InventoryError(
         f"no inventory report under s3://{bucket}/{prefix} (looked for "
@@ -402,17 +359,17 @@ def _md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(s3_client: Any, uri: S3Uri, dest: Path) -> str:
+def _download(s3_client: S3Client, uri: S3Uri, dest: Path) -> str:
     """Stream an object to ``dest`` computing its MD5 on the way."""
     try:
         body = s3_client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
     except ClientError as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
+        if is_missing_object(exc):
             raise InventoryError(
                 f"data file {uri} listed in the manifest does not exist; the report may have "
                 "expired — use a newer one ('latest')"
             ) from exc
-        raise _s3_error(exc, str(uri)) from exc
+        raise s3_error(exc, str(uri)) from exc
     digest = hashlib.md5()
     with dest.open("wb") as out:
         for chunk in body.iter_chunks(_CHUNK):
@@ -421,234 +378,31 @@ def _download(s3_client: Any, uri: S3Uri, dest: Path) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- rows
-
-
-class RowReader(Protocol):
-    """Rows of one input, with how far through it we are (0..1) for the ETA."""
-
-    def rows(self, start: int) -> Iterator[InventoryRow]: ...
-
-    def fraction(self) -> float: ...
-
-    def close(self) -> None: ...
-
-
-def open_rows(manifest: Manifest, path: Path, name: str) -> RowReader:
-    """A reader for one verified data file in the manifest's format."""
-    if manifest.file_format == "CSV":
-        return CsvGzRows(path, manifest.file_schema, name)
-    if manifest.file_format == "Parquet":
-        return ArrowRows(path, name, "Parquet")
-    return ArrowRows(path, name, "ORC")
-
-
-_ROW_COLUMNS = (
-    "key",
-    "size",
-    "etag",
-    "versionid",
-    "islatest",
-    "isdeletemarker",
-    "lastmodifieddate",
-)
-"""The normalised columns an :class:`InventoryRow` is made of, in its field order."""
-
-
-class CsvGzRows:
-    """Rows of a gzip CSV data file (no header; columns in ``fileSchema`` order)."""
-
-    def __init__(self, path: Path, schema: Sequence[str], name: str) -> None:
-        self.name = name
-        self._columns = {normalise_column(c): i for i, c in enumerate(schema)}
-        self._width = len(schema)
-        self._raw = path.open("rb")
-        self._size = max(1, path.stat().st_size)
-
-    def fraction(self) -> float:
-        return min(1.0, self._raw.tell() / self._size) if not self._raw.closed else 1.0
-
-    def close(self) -> None:
-        self._raw.close()
-
-    def rows(self, start: int = 0) -> Iterator[InventoryRow]:
-        width = self._width
-        # One C-level pick per row; a column the schema lacks reads the "" appended at
-        # index ``width``, which the conversions below turn into its default.
-        pick = itemgetter(*(self._columns.get(c, width) for c in _ROW_COLUMNS))
-        new_row = tuple.__new__
-        text = io.TextIOWrapper(gzip.GzipFile(fileobj=self._raw), encoding="utf-8", newline="")
-        n = start
-        try:
-            for n, fields in enumerate(islice(csv.reader(text), start, None), start + 1):
-                if len(fields) != width:
-                    raise InventoryError(
-                        f"data file {self.name} row {n}: {len(fields)} columns, but fileSchema "
-                        f"has {width}; the file does not belong to this manifest"
-                    )
-                fields.append("")
-                key, size, etag, version, latest, deleted, modified = pick(fields)
-                if "%" in key or "+" in key:
-                    key = unquote_plus(key)
-                yield new_row(
-                    InventoryRow,
-                    (
-                        key,
-                        int(size) if size else None,
-                        etag or None,
-                        version or None,
-                        latest != "false",
-                        deleted == "true",
-                        modified or None,
-                    ),
-                )
-        except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
-            raise InventoryError(
-                f"data file {self.name} is not valid gzip near row {n + 1} ({exc}); "
-                "fetch the report again"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise InventoryError(f"data file {self.name} row {n + 1}: not UTF-8 ({exc})") from exc
-        except (csv.Error, ValueError) as exc:
-            raise InventoryError(f"data file {self.name} row {n + 1}: {exc}") from exc
-
-
-class ArrowRows:
-    """Rows of a Parquet or ORC data file, read one row group / stripe at a time."""
-
-    def __init__(self, path: Path, name: str, fmt: str) -> None:
-        import pyarrow as pa
-
-        self.name = name
-        self._done = 0
-        try:
-            if fmt == "Parquet":
-                import pyarrow.parquet as pq
-
-                self._pq = pq.ParquetFile(str(path))
-                names = self._pq.schema_arrow.names
-                self._total = self._pq.metadata.num_rows
-                self._orc = None
-            else:
-                import pyarrow.orc as orc
-
-                self._orc = orc.ORCFile(str(path))
-                names = self._orc.schema.names
-                self._total = self._orc.nrows
-        except (pa.ArrowException, OSError) as exc:
-            raise InventoryError(f"data file {name}: not a readable {fmt} file ({exc})") from exc
-        self._fmt = fmt
-        actual = {normalise_column(n): n for n in names}
-        if "key" not in actual:
-            raise InventoryError(f"data file {name}: no 'key' column (columns: {', '.join(names)})")
-        self._columns = [actual[c] for c in _ROW_COLUMNS if c in actual]
-        self._wanted = [c if c in actual else None for c in _ROW_COLUMNS]
-        self._pa = pa
-
-    def fraction(self) -> float:
-        return min(1.0, self._done / self._total) if self._total else 1.0
-
-    def close(self) -> None:
-        if self._orc is None:
-            self._pq.close()
-
-    def _batches(self) -> Iterator[Any]:
-        if self._orc is None:
-            yield from self._pq.iter_batches(batch_size=_ARROW_BATCH_ROWS, columns=self._columns)
-        else:
-            for i in range(self._orc.nstripes):
-                yield self._orc.read_stripe(i, columns=self._columns)
-
-    def rows(self, start: int = 0) -> Iterator[InventoryRow]:
-        try:
-            for batch in self._batches():
-                count = batch.num_rows
-                if self._done + count <= start:
-                    self._done += count
-                    continue
-                by_name = {
-                    normalise_column(n): batch.column(i).to_pylist()
-                    for i, n in enumerate(batch.schema.names)
-                }
-                none: list[Any] = [None] * count
-                columns: list[list[Any]] = [
-                    by_name[c] if c is not None else none for c in self._wanted
-                ]
-                keys, sizes, etags, versions, latest, deleted, modified = columns
-                for i in range(max(0, start - self._done), count):
-                    yield InventoryRow(
-                        keys[i],
-                        sizes[i],
-                        etags[i] or None,
-                        versions[i] or None,
-                        latest[i] is not False,
-                        deleted[i] is True,
-                        modified[i],
-                    )
-                self._done += count
-        except self._pa.ArrowException as exc:
-            raise InventoryError(f"data file {self.name}: cannot read {self._fmt} ({exc})") from exc
-
-
-# --------------------------------------------------------------------------- listing fallback
-
-
-class ListingRows:
-    """Rows from ListObjectsV2, for a bucket with no inventory report yet.
-
-    Resuming starts after the last acknowledged key (``StartAfter``), as the listing is
-    in key order; ``fraction`` is unknown (0) because the total is unknown.
-    """
-
-    def __init__(self, s3_client: Any, uri: S3Uri, start_after: str | None) -> None:
-        self.name = str(uri)
-        self._s3 = s3_client
-        self._uri = uri
-        self._start_after = start_after
-
-    def fraction(self) -> float:
-        return 0.0
-
-    def close(self) -> None:
-        return None
-
-    def rows(self, start: int = 0) -> Iterator[InventoryRow]:
-        kwargs: dict[str, Any] = {"Bucket": self._uri.bucket, "Prefix": self._uri.key}
-        if self._start_after:
-            kwargs["StartAfter"] = self._start_after
-        try:
-            for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
-                for obj in page.get("Contents") or []:
-                    yield InventoryRow(
-                        str(obj["Key"]),
-                        int(obj["Size"]),
-                        str(obj.get("ETag", "")).strip('"') or None,
-                        None,
-                        True,
-                        False,
-                        obj.get("LastModified"),
-                    )
-        except ClientError as exc:
-            raise _s3_error(exc, self.name) from exc
-
-
 # --------------------------------------------------------------------------- S3 helpers
 
 
-def _get_bytes(s3_client: Any, uri: S3Uri, what: str | None) -> bytes | None:
+def is_missing_object(exc: BaseException) -> bool:
+    """S3 says the object is not there, but the bucket is (a missing bucket is a 404 too,
+    and needs another fix: the name or the region)."""
+    return is_not_found(exc) and not (
+        isinstance(exc, ClientError) and error_code(exc) == "NoSuchBucket"
+    )
+
+
+def _get_bytes(s3_client: S3Client, uri: S3Uri, what: str | None) -> bytes | None:
     """The object's bytes; None if missing and ``what`` is None (optional object)."""
     try:
         return bytes(s3_client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read())
     except ClientError as exc:
-        if error_code(exc) in ("NoSuchKey", "404") and what is None:
+        if not is_missing_object(exc):
+            raise s3_error(exc, str(uri)) from exc
+        if what is None:
             return None
-        if error_code(exc) in ("NoSuchKey", "404"):
-            raise InventoryError(f"{what} {uri}: no such object; check the path") from exc
-        raise _s3_error(exc, str(uri)) from exc
+        raise InventoryError(f"{what} {uri}: no such object; check the path") from exc
 
 
-def _s3_error(exc: ClientError, where: str) -> InventoryError:
-    code = error_code(exc)
-    if code == "NoSuchBucket":
+def s3_error(exc: ClientError, where: str) -> InventoryError:
+    """An S3 failure reading the inventory at ``where``, as the operator's one line."""
+    if error_code(exc) == "NoSuchBucket":
         return InventoryError(f"{where}: bucket does not exist (check the name and --region)")
     return InventoryError(f"{where}: {describe_aws_error(exc)}")
