@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 import botocore.config
@@ -29,17 +29,29 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from imgsearch.aws_errors import error_code
 from imgsearch.config import ConfigError, PipelineConfig, load_config
+from imgsearch.s3uri import S3UriError
+from scripts.common.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CliError,
+    ToolError,
+)
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-"""The run finished but not everything went through (e.g. entries SQS rejected)."""
-EXIT_ERROR = 2
-"""Bad input, configuration or environment; nothing more was done."""
-EXIT_INTERRUPTED = 130
-"""Stopped by Ctrl-C / SIGTERM after saving progress (128 + SIGINT, as shells report)."""
-EXIT_BROKEN_PIPE = 141
-"""stdout's reader closed the pipe (128 + SIGPIPE, as shells report for `cmd | head`)."""
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3vectors import S3VectorsClient
+    from mypy_boto3_sqs import SQSClient
+
 
 CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
     NoCredentialsError,
@@ -48,14 +60,6 @@ CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
     NoRegionError,
 )
 """Errors no fallback can fix: they must reach the operator, never be swallowed."""
-
-
-class CliError(Exception):
-    """An expected failure: ``str(self)`` is the one line the operator sees."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 # --------------------------------------------------------------------------- options
@@ -134,6 +138,36 @@ class Clients:
         region = self.session.region_name
         return str(region) if region else None
 
+    @overload
+    def __call__(self, service: Literal["s3"], *, max_attempts: int | None = None) -> S3Client: ...
+    @overload
+    def __call__(
+        self, service: Literal["sqs"], *, max_attempts: int | None = None
+    ) -> SQSClient: ...
+    @overload
+    def __call__(
+        self, service: Literal["s3vectors"], *, max_attempts: int | None = None
+    ) -> S3VectorsClient: ...
+    @overload
+    def __call__(
+        self, service: Literal["bedrock-runtime"], *, max_attempts: int | None = None
+    ) -> BedrockRuntimeClient: ...
+    @overload
+    def __call__(
+        self, service: Literal["cloudformation"], *, max_attempts: int | None = None
+    ) -> CloudFormationClient: ...
+    @overload
+    def __call__(
+        self, service: Literal["cloudwatch"], *, max_attempts: int | None = None
+    ) -> CloudWatchClient: ...
+    @overload
+    def __call__(
+        self, service: Literal["logs"], *, max_attempts: int | None = None
+    ) -> CloudWatchLogsClient: ...
+    @overload
+    def __call__(
+        self, service: Literal["lambda"], *, max_attempts: int | None = None
+    ) -> LambdaClient: ...
     def __call__(self, service: str, *, max_attempts: int | None = None) -> Any:
         """The client for ``service``; ``max_attempts=1`` turns botocore's retries off
         for callers that retry themselves (per entry, with their own backoff)."""
@@ -189,10 +223,6 @@ def clients_from_args(
 # --------------------------------------------------------------------------- errors
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def describe_aws_error(exc: BaseException) -> str:
     """One line saying what failed and what to do about it."""
     if isinstance(exc, NoCredentialsError):
@@ -239,12 +269,35 @@ def run_main(body: Callable[[], int], *, prog: str) -> int:
         with contextlib.suppress(OSError, ValueError):  # stdout is not a file (in tests)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except CliError as exc:
+    except ToolError as exc:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except S3UriError as exc:  # the core's own input error: as bad input, exit 2
+        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
     except (BotoCoreError, ClientError) as exc:
         print(f"{prog}: error: {one_line(describe_aws_error(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+__all__ = [
+    "CREDENTIAL_ERRORS",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_ERROR",
+    "EXIT_INCOMPLETE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "CliError",
+    "Clients",
+    "ToolError",
+    "add_aws_options",
+    "clients_from_args",
+    "config_from_args",
+    "describe_aws_error",
+    "one_line",
+    "parse_context",
+    "run_main",
+]

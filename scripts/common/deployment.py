@@ -1,11 +1,12 @@
 """Where the deployed pipeline's resources are: stack outputs first, config names second.
 
 A deployed stack publishes its resource names as CloudFormation outputs (keys in
-:data:`infra.outputs.OUTPUTS`, a module free of CDK imports); they are authoritative
-(a created source bucket has a generated name that only the stack knows). Without a stack (the local
-cloud, a stack deployed under another name, no ``cloudformation:DescribeStacks``
-permission) the names come from the config, as the stack would have named them,
-and the queue URL from ``GetQueueUrl``. An explicit command-line value beats both.
+:data:`imgsearch.contract.OUTPUTS`, the only map of output keys on this side); they are
+authoritative (a created source bucket has a generated name that only the stack knows).
+Without a stack (the local cloud, a stack deployed under another name, no
+``cloudformation:DescribeStacks`` permission) the names come from the config, as the
+stack would have named them, and the queue URL from ``GetQueueUrl``. An explicit
+command-line value beats both.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ from functools import cached_property
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from imgsearch.aws_errors import error_code
 from imgsearch.config import PipelineConfig
 from imgsearch.contract import OUTPUTS
-from scripts.common.cli import CREDENTIAL_ERRORS, Clients, CliError, describe_aws_error, error_code
+from scripts.common.cli import CREDENTIAL_ERRORS, Clients, describe_aws_error
+from scripts.common.errors import DeploymentError
 
 QUEUE_MISSING_CODES = frozenset(
     {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
 )
 
 
-class Resources:
-    """Resolves resource names lazily; each lookup costs at most one AWS call."""
+class Deployment:
+    """The deployed pipeline's resource names, resolved lazily (one AWS call per lookup at most)."""
 
     def __init__(self, cfg: PipelineConfig, clients: Clients, *, use_stack: bool = True) -> None:
         self.cfg = cfg
@@ -120,7 +123,7 @@ class Resources:
             response = self.clients("sqs").get_queue_url(QueueName=name)
         except ClientError as exc:
             if error_code(exc) in QUEUE_MISSING_CODES:
-                raise CliError(
+                raise DeploymentError(
                     f"queue {name!r} does not exist (and no stack {self.cfg.stack_name!r} "
                     "names one): deploy the stack, check --region, or pass --queue-url"
                 ) from exc

@@ -10,16 +10,19 @@ prefix (one ``GetVectors`` per 100 objects); ``--scan-index`` also walks the ind
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from imgsearch.aws_errors import error_code
 from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
 from imgsearch.vectors import VectorIndex
-from scripts.common.cli import CliError, error_code
-from scripts.ops.search import source_of
-from scripts.ops.verify import list_vectors
+from scripts.ops.errors import ResourceNotFound
+from scripts.ops.index_listing import list_vectors, source_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass
@@ -36,18 +39,8 @@ class DeletionPlan:
         return len(self.uris)
 
 
-def object_exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
-
-
 def plan_prefix(
-    s3: Any, index: VectorIndex, bucket: str, prefix: str, *, scan_index: bool = False
+    s3: S3Client, index: VectorIndex, bucket: str, prefix: str, *, scan_index: bool = False
 ) -> DeletionPlan:
     """Every stored vector of an object under ``s3://bucket/prefix``."""
     plan = DeletionPlan(bucket, prefix)
@@ -60,7 +53,7 @@ def plan_prefix(
                 candidates[vector_key(bucket, obj["Key"])] = f"s3://{bucket}/{obj['Key']}"
     except ClientError as exc:
         if error_code(exc) == "NoSuchBucket":
-            raise CliError(
+            raise ResourceNotFound(
                 f"--prefix s3://{bucket}/{prefix}: bucket {bucket!r} does not exist"
             ) from exc
         raise
@@ -70,7 +63,7 @@ def plan_prefix(
         for vkey in stored:
             plan.uris[vkey] = candidates[vkey]
     if scan_index:
-        for vector in list_vectors(index.client, index):
+        for vector in list_vectors(index):
             vkey = str(vector["key"])
             if vkey in plan.uris:
                 continue
@@ -87,4 +80,4 @@ def execute(index: VectorIndex, plan: DeletionPlan) -> int:
     return plan.count
 
 
-__all__ = ["DeletionPlan", "execute", "object_exists", "plan_prefix"]
+__all__ = ["DeletionPlan", "execute", "plan_prefix"]

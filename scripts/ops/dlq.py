@@ -21,20 +21,26 @@ not enqueue it twice. A message is deleted from the DLQ only after SQS accepted 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from imgsearch.aws_errors import error_code
 from imgsearch.config import PipelineConfig
 from imgsearch.limits import LIMITS
 from imgsearch.messages import MessageError, group_id, parse_message, vector_key
+from imgsearch.s3uri import parse_s3_uri
 from imgsearch.vectors import VectorIndex
-from scripts.common.cli import CREDENTIAL_ERRORS, describe_aws_error, error_code
+from scripts.ops.failure_log import LastError, LogLookup, millis_to_iso
+from scripts.ops.objects import object_exists
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
 
 MOVE_TASK_UNSUPPORTED = frozenset(
     {
@@ -49,23 +55,9 @@ MOVE_TASK_UNSUPPORTED = frozenset(
 """Errors meaning "this SQS has no StartMessageMoveTask for this queue": fall back."""
 PEEK_VISIBILITY_SECONDS = 30
 REDRIVE_VISIBILITY_SECONDS = 120
-LOG_LOOKBACK_MS = 60_000
-LOG_PAGES_MAX = 20
-"""FilterLogEvents pages read per message: a bounded look, not a scan of weeks of logs."""
-FAILURE_OUTCOMES = ("transient_failure", "permanent_failure")
 
 
 # --------------------------------------------------------------------------- list
-
-
-@dataclass
-class LastError:
-    time: str
-    outcome: str
-    reason: str | None
-    detail: str | None
-    etag: str | None = None
-    """The object version the line is about."""
 
 
 @dataclass
@@ -120,15 +112,7 @@ class DlqListing:
         }
 
 
-def _millis_to_iso(value: Any) -> str | None:
-    try:
-        stamp = datetime.fromtimestamp(int(value) / 1000.0, UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def queue_depth(sqs: Any, url: str) -> int:
+def queue_depth(sqs: SQSClient, url: str) -> int:
     attrs = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -136,9 +120,9 @@ def queue_depth(sqs: Any, url: str) -> int:
     return sum(int(v) for v in attrs.values())
 
 
-def peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
+def peek(sqs: SQSClient, url: str, limit: int) -> list[MessageTypeDef]:
     """Up to ``limit`` messages, received and released again (visibility 0)."""
-    held: list[dict[str, Any]] = []
+    held: list[MessageTypeDef] = []
     try:
         while len(held) < limit:
             reply = sqs.receive_message(
@@ -158,7 +142,7 @@ def peek(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
     return held
 
 
-def release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+def release(sqs: SQSClient, url: str, messages: Sequence[MessageTypeDef]) -> None:
     """Make received messages visible again right away."""
     for start in range(0, len(messages), LIMITS.sqs_batch_max_entries):
         chunk = messages[start : start + LIMITS.sqs_batch_max_entries]
@@ -171,7 +155,7 @@ def release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
         )
 
 
-def describe(message: dict[str, Any]) -> DlqEntry:
+def describe(message: MessageTypeDef) -> DlqEntry:
     attrs = message.get("Attributes") or {}
     body = str(message.get("Body") or "")
     count = attrs.get("ApproximateReceiveCount")
@@ -179,8 +163,8 @@ def describe(message: dict[str, Any]) -> DlqEntry:
         message_id=str(message.get("MessageId")),
         group_id=attrs.get("MessageGroupId"),
         receive_count=int(count) if count is not None and str(count).isdigit() else None,
-        sent_at=_millis_to_iso(attrs.get("SentTimestamp")),
-        first_received_at=_millis_to_iso(attrs.get("ApproximateFirstReceiveTimestamp")),
+        sent_at=millis_to_iso(attrs.get("SentTimestamp")),
+        first_received_at=millis_to_iso(attrs.get("ApproximateFirstReceiveTimestamp")),
         body=body,
     )
     try:
@@ -193,125 +177,19 @@ def describe(message: dict[str, Any]) -> DlqEntry:
     return entry
 
 
-class LogLookup:
-    """The embedder's last failure line for an object, from CloudWatch Logs."""
-
-    def __init__(self, logs: Any, log_group: str | None, note: Callable[[str], None]) -> None:
-        self.logs = logs
-        self.log_group = log_group
-        self._note = note
-        self._disabled = log_group is None
-        self._capped = False
-
-    def last_failure(self, vkey: str, since_ms: int | None) -> LastError | None:
-        """The object's last failure line (later successes are not considered)."""
-        return self._last(vkey, since_ms, FAILURE_OUTCOMES)
-
-    def last_outcome(self, vkey: str, since_ms: int | None) -> LastError | None:
-        """The object's last outcome line of any kind (``verify`` asks: did it fail for good?)."""
-        return self._last(vkey, since_ms, None)
-
-    def _last(
-        self, vkey: str, since_ms: int | None, outcomes: tuple[str, ...] | None
-    ) -> LastError | None:
-        if self._disabled or self.log_group is None:
-            return None
-        kwargs: dict[str, Any] = {
-            "logGroupName": self.log_group,
-            "filterPattern": f'"{vkey}"',
-        }
-        if since_ms:
-            kwargs["startTime"] = max(0, since_ms - LOG_LOOKBACK_MS)
-        found: LastError | None = None
-        try:
-            for _ in range(LOG_PAGES_MAX):
-                response = self.logs.filter_log_events(**kwargs)
-                for event in response.get("events") or []:
-                    record = _json_object(event.get("message"))
-                    if record is None or record.get("vector_key") != vkey:
-                        continue
-                    outcome = record.get("outcome")
-                    if isinstance(outcome, str) and (outcomes is None or outcome in outcomes):
-                        found = LastError(
-                            time=_millis_to_iso(event.get("timestamp")) or "",
-                            outcome=str(record["outcome"]),
-                            reason=_str_or_none(record.get("reason")),
-                            detail=_str_or_none(record.get("detail")),
-                            etag=_str_or_none(record.get("etag")),
-                        )
-                token = response.get("nextToken")
-                if not token:
-                    return found
-                kwargs["nextToken"] = token
-            if not self._capped:
-                self._capped = True
-                self._note(
-                    f"stopped reading {self.log_group} after {LOG_PAGES_MAX} pages for a message; "
-                    "its last error may be older or newer than what is shown"
-                )
-            return found
-        except CREDENTIAL_ERRORS:
-            raise
-        except ClientError as exc:
-            self._disabled = True
-            if error_code(exc) == "ResourceNotFoundException":
-                self._note(
-                    f"log group {self.log_group} not found: the last error of each message is "
-                    "unknown"
-                )
-            else:
-                self._note(f"cannot read the embedder's logs ({describe_aws_error(exc)})")
-            return found
-
-
-def embedder_log_group(lambda_client: Any, function_name: str | None) -> str | None:
-    """The embedder's log group: its logging config, else Lambda's default name."""
-    if not function_name:
-        return None
+def object_state(s3: S3Client, uri: str) -> str:
+    """``exists`` / ``gone`` / ``unknown: <code>`` (a listing shows it, never fails on it)."""
+    location = parse_s3_uri(uri)
     try:
-        config = lambda_client.get_function_configuration(FunctionName=function_name)
-    except CREDENTIAL_ERRORS:
-        raise
-    except ClientError:
-        return f"/aws/lambda/{function_name}"
-    group = (config.get("LoggingConfig") or {}).get("LogGroup")
-    return str(group) if group else f"/aws/lambda/{function_name}"
-
-
-def _json_object(text: Any) -> dict[str, Any] | None:
-    if not isinstance(text, str):
-        return None
-    start = text.find("{")
-    if start < 0:
-        return None
-    try:
-        value = json.loads(text[start:])
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def object_state(s3: Any, uri: str) -> str:
-    bucket, _, key = uri[5:].partition("/")
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except CREDENTIAL_ERRORS:
-        raise
+        return "exists" if object_exists(s3, location.bucket, location.key) else "gone"
     except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return "gone"
         return f"unknown: {error_code(exc)}"
-    return "exists"
 
 
 def list_dlq(
     *,
-    sqs: Any,
-    s3: Any,
+    sqs: SQSClient,
+    s3: S3Client,
     index: VectorIndex,
     logs: LogLookup,
     dlq_url: str,
@@ -365,7 +243,7 @@ class RedriveReport:
         return asdict(self)
 
 
-def queue_arn(sqs: Any, url: str) -> str:
+def queue_arn(sqs: SQSClient, url: str) -> str:
     return str(
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -381,7 +259,7 @@ def redrive_dedup_id(dlq_message_id: str) -> str:
 def redrive(
     cfg: PipelineConfig,
     *,
-    sqs: Any,
+    sqs: SQSClient,
     dlq_url: str,
     queue_url: str,
     max_messages: int | None = None,
@@ -419,7 +297,7 @@ def redrive(
 
 
 def _wait_for_task(
-    sqs: Any,
+    sqs: SQSClient,
     source_arn: str,
     report: RedriveReport,
     poll_seconds: float,
@@ -448,7 +326,7 @@ def _wait_for_task(
 
 def _receive_send_delete(
     cfg: PipelineConfig,
-    sqs: Any,
+    sqs: SQSClient,
     dlq_url: str,
     queue_url: str,
     max_messages: int | None,
@@ -497,7 +375,9 @@ def _receive_send_delete(
             progress(f"moved {report.moved} message(s)")
 
 
-def _send_entry(cfg: PipelineConfig, message: dict[str, Any], entry_id: str) -> dict[str, Any]:
+def _send_entry(
+    cfg: PipelineConfig, message: MessageTypeDef, entry_id: str
+) -> SendMessageBatchRequestEntryTypeDef:
     attrs = message.get("Attributes") or {}
     group = attrs.get("MessageGroupId")
     if not group:  # a message without a group (not from our FIFO queue): derive the object's
@@ -506,7 +386,7 @@ def _send_entry(cfg: PipelineConfig, message: dict[str, Any], entry_id: str) -> 
             group = group_id(msg.bucket, msg.key, cfg.message_groups)
         except MessageError:
             group = "redrive"
-    entry: dict[str, Any] = {
+    entry: SendMessageBatchRequestEntryTypeDef = {
         "Id": entry_id,
         "MessageBody": message["Body"],
         "MessageGroupId": group,
@@ -521,11 +401,8 @@ __all__ = [
     "MOVE_TASK_UNSUPPORTED",
     "DlqEntry",
     "DlqListing",
-    "LastError",
-    "LogLookup",
     "RedriveReport",
     "describe",
-    "embedder_log_group",
     "list_dlq",
     "peek",
     "queue_arn",

@@ -12,19 +12,36 @@ when the local ``cdk.json`` still says 1024.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from imgsearch import converge
+from imgsearch.aws_errors import error_code, error_message, is_not_found
+from imgsearch.bedrock_errors import ACCESS_DENIED, MODEL_NOT_FOUND
 from imgsearch.config import PipelineConfig
-from imgsearch.embeddings import ACCESS_DENIED, MODEL_NOT_FOUND, Embedder, EmbeddingError
+from imgsearch.embeddings import Embedder, EmbeddingError
 from imgsearch.images import HEADER_READ_BYTES, UnsupportedImage, sniff
 from imgsearch.limits import LIMITS
-from imgsearch.vectors import S3_URI, SOURCE_KEY_FULL, VectorIndex
-from scripts.common.cli import CliError, error_code
+from imgsearch.s3uri import S3UriError, is_s3_uri, parse_s3_uri
+from imgsearch.vectors import S3_URI, VectorIndex
+from scripts.ops.errors import (
+    EmbeddingFailed,
+    EmptyIndex,
+    FilterError,
+    IndexMismatch,
+    ResourceNotFound,
+    SearchInputError,
+)
+from scripts.ops.index_listing import source_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3vectors import S3VectorsClient
 
 DEFAULT_K = 5
 
@@ -41,7 +58,7 @@ class IndexInfo:
     arn: str | None = None
 
 
-def describe_index(s3vectors: Any, vector_bucket: str, index: str) -> IndexInfo:
+def describe_index(s3vectors: S3VectorsClient, vector_bucket: str, index: str) -> IndexInfo:
     """``GetIndex``, with a missing bucket told apart from a missing index."""
     try:
         response = s3vectors.get_index(vectorBucketName=vector_bucket, indexName=index)
@@ -52,12 +69,12 @@ def describe_index(s3vectors: Any, vector_bucket: str, index: str) -> IndexInfo:
             s3vectors.get_vector_bucket(vectorBucketName=vector_bucket)
         except ClientError as inner:
             if error_code(inner) == "NotFoundException":
-                raise CliError(
+                raise ResourceNotFound(
                     f"vector bucket {vector_bucket!r} does not exist: deploy the stack, check "
                     "--region, or pass --vector-bucket"
                 ) from exc
             raise
-        raise CliError(
+        raise ResourceNotFound(
             f"index {index!r} does not exist in vector bucket {vector_bucket!r}: check "
             "--index (or the stack's IndexName output)"
         ) from exc
@@ -100,22 +117,6 @@ class Hit:
         out = asdict(self)
         out["dimensions"] = self.dimensions
         return out
-
-
-def source_of(metadata: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(bucket, key) of the image a vector was made from, from its metadata.
-
-    ``source_key`` is dropped for very long keys (the long-key rule in
-    ``imgsearch.vectors``); ``source_key_full`` and ``s3_uri`` then still name it.
-    """
-    bucket = metadata.get("source_bucket")
-    key = metadata.get(SOURCE_KEY_FULL) or metadata.get("source_key")
-    uri = metadata.get(S3_URI)
-    if (bucket is None or key is None) and isinstance(uri, str) and uri.startswith("s3://"):
-        uri_bucket, _, uri_key = uri[5:].partition("/")
-        bucket = bucket or uri_bucket
-        key = key or uri_key
-    return (str(bucket) if bucket else None, str(key) if key else None)
 
 
 def _int(value: Any) -> int | None:
@@ -169,29 +170,19 @@ class QueryImage:
     s3_uri: str | None = None
 
 
-def parse_s3_uri(text: str, what: str = "S3 URI") -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key); anything else is a one-line error."""
-    if not text.startswith("s3://"):
-        raise CliError(f"{what} {text!r}: expected s3://bucket/key")
-    bucket, _, key = text[5:].partition("/")
-    if not bucket:
-        raise CliError(f"{what} {text!r}: expected s3://bucket/key (no bucket)")
-    return bucket, key
-
-
 def image_from_bytes(data: bytes, source: str, cfg: PipelineConfig) -> QueryImage:
     """A query image from bytes (a local file or an upload), checked as the embedder checks."""
     model = cfg.model
     try:
         info = sniff(data)
     except UnsupportedImage as exc:
-        raise CliError(
+        raise SearchInputError(
             f"{source}: not an image the model can search with ({exc.detail}); use a JPEG, "
             f"PNG, GIF or WebP file"
         ) from exc
     _check_format(info.format, source, cfg)
     if len(data) > model.max_inline_image_bytes:
-        raise CliError(
+        raise SearchInputError(
             f"{source}: {len(data)} bytes is above the {model.max_inline_image_bytes}-byte "
             "limit for an inline query image; upload it to S3 and search with its s3:// URI"
         )
@@ -201,21 +192,29 @@ def image_from_bytes(data: bytes, source: str, cfg: PipelineConfig) -> QueryImag
 def read_local_image(path: str, cfg: PipelineConfig) -> QueryImage:
     file = Path(path).expanduser()
     if not file.is_file():
-        raise CliError(f"--image {path!r}: no such file (give a local path or an s3:// URI)")
+        raise SearchInputError(
+            f"--image {path!r}: no such file (give a local path or an s3:// URI)"
+        )
     size = file.stat().st_size
     if size > cfg.model.max_inline_image_bytes:
-        raise CliError(
+        raise SearchInputError(
             f"--image {path!r}: {size} bytes is above the {cfg.model.max_inline_image_bytes}-"
             "byte limit for an inline query image; upload it to S3 and search with its s3:// URI"
         )
     return image_from_bytes(file.read_bytes(), f"--image {path!r}", cfg)
 
 
-def read_s3_image(uri: str, s3: Any, cfg: PipelineConfig) -> QueryImage:
+def read_s3_image(uri: str, s3: S3Client, cfg: PipelineConfig) -> QueryImage:
     """A query image from S3: inline if it fits the request body, else by S3 location."""
-    bucket, key = parse_s3_uri(uri, "--image")
+    try:
+        location = parse_s3_uri(uri, "--image")
+    except S3UriError as exc:
+        raise SearchInputError(str(exc)) from exc
+    bucket, key = location.bucket, location.key
     if not key:
-        raise CliError(f"--image {uri!r}: name an object, e.g. s3://{bucket}/photos/cat.jpg")
+        raise SearchInputError(
+            f"--image {uri!r}: name an object, e.g. s3://{bucket}/photos/cat.jpg"
+        )
     model = cfg.model
     try:
         response = s3.get_object(
@@ -223,12 +222,13 @@ def read_s3_image(uri: str, s3: Any, cfg: PipelineConfig) -> QueryImage:
         )
     except ClientError as exc:
         code = error_code(exc)
-        if code in ("NoSuchKey", "404", "NotFound"):
-            raise CliError(f"--image {uri!r}: no such object") from exc
+        # NoSuchBucket is a 404 too: tell it apart before the object-not-found rule.
         if code == "NoSuchBucket":
-            raise CliError(f"--image {uri!r}: bucket {bucket!r} does not exist") from exc
+            raise ResourceNotFound(f"--image {uri!r}: bucket {bucket!r} does not exist") from exc
+        if is_not_found(exc):
+            raise ResourceNotFound(f"--image {uri!r}: no such object") from exc
         if code == "InvalidRange":
-            raise CliError(f"--image {uri!r}: the object is empty") from exc
+            raise SearchInputError(f"--image {uri!r}: the object is empty") from exc
         raise
     data: bytes = response["Body"].read()
     total = converge.total_size(response.get("ContentRange"), len(data))
@@ -236,14 +236,14 @@ def read_s3_image(uri: str, s3: Any, cfg: PipelineConfig) -> QueryImage:
     if complete:
         return image_from_bytes(data, f"--image {uri!r}", cfg)
     if total > model.max_image_bytes:
-        raise CliError(
+        raise SearchInputError(
             f"--image {uri!r}: {total} bytes is above the {model.max_image_bytes}-byte limit "
             f"of {model.model_id}"
         )
     try:
         info = sniff(data[:HEADER_READ_BYTES], complete=False)
     except UnsupportedImage as exc:
-        raise CliError(
+        raise SearchInputError(
             f"--image {uri!r}: not an image the model can search with ({exc.detail})"
         ) from exc
     _check_format(info.format, f"--image {uri!r}", cfg)
@@ -252,7 +252,7 @@ def read_s3_image(uri: str, s3: Any, cfg: PipelineConfig) -> QueryImage:
 
 def _check_format(image_format: str, source: str, cfg: PipelineConfig) -> None:
     if image_format not in cfg.model.image_formats:
-        raise CliError(
+        raise SearchInputError(
             f"{source}: {cfg.model.model_id} does not accept {image_format} images "
             f"(accepted: {', '.join(cfg.model.image_formats)})"
         )
@@ -273,7 +273,7 @@ class SearchResult:
 
 def check_k(k: int) -> int:
     if not 1 <= k <= LIMITS.query_top_k_max:
-        raise CliError(
+        raise SearchInputError(
             f"--k {k}: S3 Vectors returns 1..{LIMITS.query_top_k_max} results per query; "
             f"pick a k in that range"
         )
@@ -284,12 +284,18 @@ class Searcher:
     """Embeds queries and queries one index. Built once per process (web) or command."""
 
     def __init__(
-        self, cfg: PipelineConfig, *, bedrock: Any, s3vectors: Any, s3: Any, index: IndexInfo
+        self,
+        cfg: PipelineConfig,
+        *,
+        bedrock: BedrockRuntimeClient,
+        s3vectors: S3VectorsClient,
+        s3: S3Client,
+        index: IndexInfo,
     ) -> None:
         model = cfg.model
         if index.dimension not in model.dimensions:
             made = ", ".join(map(str, model.dimensions))
-            raise CliError(
+            raise IndexMismatch(
                 f"index {index.index!r} holds {index.dimension}-dimension vectors, which "
                 f"{model.model_id} cannot produce (it makes {made}): "
                 "the index was built with another model; pass -c model_id=... to match it"
@@ -311,7 +317,7 @@ class Searcher:
     ) -> SearchResult:
         check_k(k)
         if not text.strip():
-            raise CliError(
+            raise SearchInputError(
                 "--text: the query is empty; type what to look for, e.g. --text 'wind turbine'"
             )
         vector = self._embed(lambda: self.embedder.embed_text(text, purpose=self.cfg.query_purpose))
@@ -342,7 +348,7 @@ class Searcher:
         self, source: str, *, k: int = DEFAULT_K, filter: dict[str, Any] | None = None
     ) -> SearchResult:
         """Search with a local file path or an ``s3://`` URI."""
-        if source.startswith("s3://"):
+        if is_s3_uri(source):
             image = read_s3_image(source, self.s3, self.cfg)
         else:
             image = read_local_image(source, self.cfg)
@@ -356,11 +362,11 @@ class Searcher:
 
     # ------------------------------------------------------------------ internals
 
-    def _embed(self, call: Any) -> list[float]:
+    def _embed(self, call: Callable[[], list[float]]) -> list[float]:
         try:
-            vector: list[float] = call()
+            vector = call()
         except EmbeddingError as exc:
-            raise CliError(describe_embedding_error(exc, self.cfg.model.model_id)) from exc
+            raise EmbeddingFailed(describe_embedding_error(exc, self.cfg.model.model_id)) from exc
         return vector
 
     def _query(
@@ -370,11 +376,12 @@ class Searcher:
             results = self.vectors.query(vector, top_k=k, filter=filter)
         except ClientError as exc:
             if error_code(exc) == "ValidationException" and filter is not None:
-                message = exc.response.get("Error", {}).get("Message", "")
-                raise CliError(f"the filter was rejected by S3 Vectors: {message}") from exc
+                raise FilterError(
+                    f"the filter was rejected by S3 Vectors: {error_message(exc)}"
+                ) from exc
             raise
         if not results and self.is_empty():
-            raise CliError(
+            raise EmptyIndex(
                 f"index {self.index.index!r} in vector bucket {self.index.vector_bucket!r} is "
                 "empty: nothing has been embedded yet (upload images or run the backfill; "
                 "`imgsearch status` shows the queue)"
@@ -412,9 +419,7 @@ __all__ = [
     "check_k",
     "describe_index",
     "image_from_bytes",
-    "parse_s3_uri",
     "read_local_image",
     "read_s3_image",
-    "source_of",
     "to_hits",
 ]

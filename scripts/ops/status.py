@@ -17,18 +17,23 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgsearch.config import PipelineConfig
 from imgsearch.contract import METRICS
 from scripts.common.console import format_duration, render_pairs
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType
 
 HOUR = 3600
 RATE_WINDOW_SECONDS = 600
 """Throughput for the ETA is measured over this recent window."""
 SQS_NAMESPACE = "AWS/SQS"
 OLDEST_AGE_METRIC = "ApproximateAgeOfOldestMessage"
-QUEUE_ATTRIBUTES = (
+QUEUE_ATTRIBUTES: tuple[QueueAttributeFilterType, ...] = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed",
@@ -119,7 +124,7 @@ class Status:
 # --------------------------------------------------------------------------- collecting
 
 
-def queue_depth(sqs: Any, url: str) -> QueueDepth:
+def queue_depth(sqs: SQSClient, url: str) -> QueueDepth:
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_ATTRIBUTES))[
         "Attributes"
     ]
@@ -132,7 +137,7 @@ def queue_depth(sqs: Any, url: str) -> QueueDepth:
 
 
 def pipeline_metrics(
-    cloudwatch: Any, cfg: PipelineConfig, now: datetime
+    cloudwatch: CloudWatchClient, cfg: PipelineConfig, now: datetime
 ) -> tuple[dict[str, float], float]:
     """(sum of each metric over the last hour, messages finished per second recently)."""
     names = sorted({*PROCESSED_METRICS, METRICS.transient_retries})
@@ -173,7 +178,9 @@ def pipeline_metrics(
     return totals, rate
 
 
-def oldest_message_age(cloudwatch: Any, queue_name: str, now: datetime) -> tuple[float | None, str]:
+def oldest_message_age(
+    cloudwatch: CloudWatchClient, queue_name: str, now: datetime
+) -> tuple[float | None, str]:
     """(seconds, where it came from) from SQS's CloudWatch metric; None if no datapoint."""
     query = {
         "Id": "age",
@@ -209,8 +216,8 @@ def eta(backlog: int, rate: float) -> tuple[float | None, str]:
 def collect(
     cfg: PipelineConfig,
     *,
-    sqs: Any,
-    cloudwatch: Any,
+    sqs: SQSClient,
+    cloudwatch: CloudWatchClient,
     queue_url: str,
     dlq_url: str,
     now: datetime | None = None,
@@ -237,7 +244,7 @@ def collect(
 
 
 def _metric_data(
-    cloudwatch: Any, queries: list[dict[str, Any]], start: datetime, end: datetime
+    cloudwatch: CloudWatchClient, queries: list[dict[str, Any]], start: datetime, end: datetime
 ) -> dict[str, list[tuple[datetime, float]]]:
     out: dict[str, list[tuple[datetime, float]]] = {}
     kwargs: dict[str, Any] = {

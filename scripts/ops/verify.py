@@ -30,25 +30,31 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from imgsearch.aws_errors import error_code
 from imgsearch.config import PipelineConfig
 from imgsearch.converge import normalize_etag
 from imgsearch.enqueue import send_messages
 from imgsearch.limits import LIMITS
 from imgsearch.messages import ObjectMessage, for_backfill, now_iso, vector_key
+from imgsearch.s3uri import parse_s3_uri
 from imgsearch.selection import KeySelection
 from imgsearch.vectors import VectorIndex, stored_etag
-from scripts.common.cli import CREDENTIAL_ERRORS, CliError, error_code
-from scripts.ops.dlq import LogLookup
-from scripts.ops.search import source_of
+from scripts.ops.errors import ResourceNotFound
+from scripts.ops.failure_log import LogLookup
+from scripts.ops.index_listing import LIST_PAGE_MAX, list_vectors, source_of
+from scripts.ops.objects import object_exists
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 RECENT_SECONDS = 900
 """Objects changed this recently may simply still be in the queue."""
 LIST_SEGMENTS = 16
-LIST_PAGE_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ FAILURE_LOOKUPS_MAX = 200
 # --------------------------------------------------------------------------- listing
 
 
-def list_objects(s3: Any, bucket: str, selection: KeySelection) -> Iterator[SourceObject]:
+def list_objects(s3: S3Client, bucket: str, selection: KeySelection) -> Iterator[SourceObject]:
     """Every object the pipeline indexes, by prefix (each configured prefix listed once)."""
     prefixes = sorted(set(selection.prefixes))
     # "" covers everything; otherwise drop prefixes nested in another listed one.
@@ -139,7 +145,7 @@ def list_objects(s3: Any, bucket: str, selection: KeySelection) -> Iterator[Sour
                         )
         except ClientError as exc:
             if error_code(exc) == "NoSuchBucket":
-                raise CliError(
+                raise ResourceNotFound(
                     f"source bucket {bucket!r} does not exist: check --source-bucket or the "
                     "stack's SourceBucketName output"
                 ) from exc
@@ -264,35 +270,6 @@ def _millis(iso: str | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-def list_vectors(
-    client: Any,
-    index: VectorIndex,
-    *,
-    segment: tuple[int, int] | None = None,
-    limit: int | None = None,
-) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {
-        "vectorBucketName": index.vector_bucket,
-        "indexName": index.index,
-        "returnMetadata": True,
-        "maxResults": min(LIST_PAGE_MAX, limit) if limit else LIST_PAGE_MAX,
-    }
-    if segment is not None:
-        kwargs["segmentCount"], kwargs["segmentIndex"] = segment
-    produced = 0
-    while True:
-        response = client.list_vectors(**kwargs)
-        for vector in response.get("vectors") or []:
-            yield vector
-            produced += 1
-            if limit is not None and produced >= limit:
-                return
-        token = response.get("nextToken")
-        if not token:
-            return
-        kwargs["nextToken"] = token
-
-
 def check_vectors_all(
     index: VectorIndex,
     listed: set[bytes],
@@ -301,7 +278,7 @@ def check_vectors_all(
     report: VerifyReport,
 ) -> None:
     """Orphans by comparing every vector with the full listing (``--all``)."""
-    for vector in list_vectors(index.client, index):
+    for vector in list_vectors(index):
         report.vectors_checked += 1
         vkey = str(vector["key"])
         try:
@@ -321,7 +298,7 @@ def check_vectors_all(
 
 
 def check_vectors_sample(
-    s3: Any,
+    s3: S3Client,
     index: VectorIndex,
     n: int,
     selection: KeySelection,
@@ -330,9 +307,9 @@ def check_vectors_sample(
 ) -> None:
     """Orphans among ``n`` vectors from a random ListVectors segment (``--sample``)."""
     segment = (LIST_SEGMENTS, rng.randrange(LIST_SEGMENTS))
-    vectors = list(list_vectors(index.client, index, segment=segment, limit=n))
+    vectors = list(list_vectors(index, segment=segment, limit=n))
     if len(vectors) < n:  # small index: the whole of it is the sample
-        vectors = list(list_vectors(index.client, index, limit=n))
+        vectors = list(list_vectors(index, limit=n))
     for vector in vectors:
         report.vectors_checked += 1
         vkey = str(vector["key"])
@@ -343,15 +320,9 @@ def check_vectors_sample(
             )
             continue
         uri = f"s3://{bucket}/{key}"
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
-        except CREDENTIAL_ERRORS:
-            raise
-        except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                report.findings.append(Finding("orphan", uri, vkey, "the object is gone"))
-                continue
-            raise
+        if not object_exists(s3, bucket, key):
+            report.findings.append(Finding("orphan", uri, vkey, "the object is gone"))
+            continue
         if not selection.matches(key):
             report.findings.append(
                 Finding("unselected", uri, vkey, "object key is outside the configured selection")
@@ -361,7 +332,7 @@ def check_vectors_sample(
 def verify(
     cfg: PipelineConfig,
     *,
-    s3: Any,
+    s3: S3Client,
     index: VectorIndex,
     source_bucket: str,
     sample: int | None,
@@ -410,7 +381,7 @@ def fix(
     cfg: PipelineConfig,
     report: VerifyReport,
     *,
-    sqs: Any,
+    sqs: SQSClient,
     queue_url: str,
     retry_failed: bool = False,
 ) -> None:
@@ -424,7 +395,8 @@ def fix(
     for finding in report.findings:
         if finding.uri is None or finding.kind == "unselected":
             continue
-        bucket, _, key = finding.uri[5:].partition("/")
+        source = parse_s3_uri(finding.uri)
+        bucket, key = source.bucket, source.key
         if finding.kind in repair:
             # No ETag: the upsert converges on whatever the object is when it is
             # processed, and its deduplication id differs from the object's own event

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from imgsearch.vectors import FILTERABLE_KEYS, NON_FILTERABLE_KEYS, NUMERIC_KEYS
-from scripts.common.cli import CliError
+from scripts.ops.errors import FilterError
 
 FIELD_OPERATORS: tuple[str, ...] = (
     "$eq",
@@ -48,7 +48,7 @@ def parse_where(text: str) -> dict[str, Any]:
     """One ``--where`` expression as a filter document."""
     match = _WHERE.match(text)
     if match is None:
-        raise CliError(
+        raise FilterError(
             f"--where {text!r}: expected KEY=VALUE, KEY!=VALUE or KEY>=NUMBER "
             f"(also >, <, <=); {_EXAMPLE}"
         )
@@ -60,7 +60,7 @@ def parse_where(text: str) -> dict[str, Any]:
         value = _number(raw, f"--where {text!r}: {key} is a number")
     else:
         if op not in ("$eq", "$ne"):
-            raise CliError(
+            raise FilterError(
                 f"--where {text!r}: {key} holds text; S3 Vectors compares only numbers "
                 f"with {symbol} (numeric keys: {', '.join(NUMERIC_KEYS)})"
             )
@@ -75,11 +75,11 @@ def parse_filter_json(text: str) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise CliError(
+        raise FilterError(
             f'--filter: not valid JSON ({exc}); e.g. --filter \'{{"prefix": {{"$eq": "05/"}}}}\''
         ) from exc
     if not isinstance(document, dict) or not document:
-        raise CliError('--filter: expected a non-empty JSON object, e.g. {"format": "png"}')
+        raise FilterError('--filter: expected a non-empty JSON object, e.g. {"format": "png"}')
     _check_document(document, "--filter")
     return document
 
@@ -109,12 +109,12 @@ def prefix_filter(prefix: str) -> dict[str, Any] | None:
 
 def _check_key(key: str, where: str) -> None:
     if key in NON_FILTERABLE_KEYS:
-        raise CliError(
+        raise FilterError(
             f"{where}: {key!r} is stored non-filterable in the index, so S3 Vectors cannot "
             "filter on it; use source_key or prefix"
         )
     if key not in FILTERABLE_KEYS:
-        raise CliError(
+        raise FilterError(
             f"{where}: unknown metadata key {key!r}; filterable keys: {', '.join(FILTERABLE_KEYS)}"
         )
 
@@ -127,9 +127,9 @@ def _number(raw: str, what: str) -> int | float:
     try:
         number = float(raw)
     except ValueError:
-        raise CliError(f"{what}, got {raw!r}") from None
+        raise FilterError(f"{what}, got {raw!r}") from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise CliError(f"{what}, got {raw!r}")
+        raise FilterError(f"{what}, got {raw!r}")
     return number
 
 
@@ -137,13 +137,13 @@ def _check_document(document: dict[str, Any], where: str) -> None:
     for key, value in document.items():
         if key in LOGICAL_OPERATORS:
             if not isinstance(value, list) or not value:
-                raise CliError(f"{where}: {key} takes a non-empty list of filters")
+                raise FilterError(f"{where}: {key} takes a non-empty list of filters")
             for i, item in enumerate(value):
                 if not isinstance(item, dict) or not item:
-                    raise CliError(f"{where}: {key}[{i}] must be a non-empty JSON object")
+                    raise FilterError(f"{where}: {key}[{i}] must be a non-empty JSON object")
                 _check_document(item, f"{where} {key}[{i}]")
         elif key.startswith("$"):
-            raise CliError(
+            raise FilterError(
                 f"{where}: unknown operator {key!r} at the top level; use a metadata key, "
                 f"{' or '.join(LOGICAL_OPERATORS)}"
             )
@@ -151,15 +151,15 @@ def _check_document(document: dict[str, Any], where: str) -> None:
             _check_key(key, where)
             if isinstance(value, dict):
                 if not value:
-                    raise CliError(f"{where}: {key}: empty operator object")
+                    raise FilterError(f"{where}: {key}: empty operator object")
                 for op in value:
                     if op not in FIELD_OPERATORS:
-                        raise CliError(
+                        raise FilterError(
                             f"{where}: {key}: unknown operator {op!r}; allowed: "
                             f"{', '.join(FIELD_OPERATORS)}"
                         )
             elif isinstance(value, list) or value is None:
-                raise CliError(
+                raise FilterError(
                     f"{where}: {key}: use a value or an operator object, e.g. "
                     f'{{"{key}": {{"$in": [...]}}}}'
                 )

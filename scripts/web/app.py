@@ -11,8 +11,9 @@ Routes (all on 127.0.0.1)::
 Searches go through :class:`scripts.ops.search.Searcher`, the CLI's own code path. Each
 result carries a presigned GET URL of its image (SigV4, against the endpoint in use,
 so thumbnails also load from the local cloud). Errors answer ``{"error": "..."}``
-with 400 (bad input), 413 (image too large) or 502 (an AWS call failed), never a
-stack trace.
+with 400 (bad input: any of the tools' errors), 413 (image too large) or 502 (an AWS
+call failed), never a stack trace; :data:`ERROR_STATUSES` is the one map. The app
+knows nothing of the CLI: ``imgsearch serve`` hands it a :class:`WebContext`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ from starlette.routing import Route
 
 from imgsearch.config import PipelineConfig
 from imgsearch.limits import LIMITS
-from scripts.common.cli import CliError, describe_aws_error, one_line
+from imgsearch.s3uri import S3UriError
+from scripts.common.cli import Clients, describe_aws_error, one_line
+from scripts.common.errors import ToolError
 from scripts.ops import status as status_mod
 from scripts.ops import where
+from scripts.ops.errors import SearchInputError
 from scripts.ops.search import DEFAULT_K, Searcher, SearchResult, describe_index, image_from_bytes
 
 if TYPE_CHECKING:
-    from scripts.imgsearch.cli import Context
+    from mypy_boto3_s3 import S3Client
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 PRESIGN_SECONDS = 3600
@@ -50,9 +54,10 @@ class WebContext:
     """The server's view of one deployment; the searcher is built on first use and kept."""
 
     cfg: PipelineConfig
-    client: Callable[..., Any]
-    """``client(service, **kwargs)``: the CLI's shared boto3 clients."""
-    presigner: Any
+    clients: Clients
+    """The shared boto3 clients (thread-safe; the server's threads use them all)."""
+    presigner: S3Client
+    """An S3 client that signs with SigV4, whatever the region's default."""
     vector_bucket: str
     index_name: str
     queue_url: Callable[[], str]
@@ -61,21 +66,29 @@ class WebContext:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_cli(cls, ctx: Context) -> WebContext:
-        clients = ctx.clients
+    def for_deployment(
+        cls,
+        cfg: PipelineConfig,
+        clients: Clients,
+        *,
+        vector_bucket: str,
+        index_name: str,
+        queue_url: Callable[[], str],
+        dlq_url: Callable[[], str],
+    ) -> WebContext:
         presigner = clients.session.client(
             "s3",
             endpoint_url=clients.endpoint_url,
             config=Config(signature_version="s3v4"),
         )
         return cls(
-            cfg=ctx.cfg,
-            client=ctx.client,
+            cfg=cfg,
+            clients=clients,
             presigner=presigner,
-            vector_bucket=ctx.resources.vector_bucket(ctx.args.vector_bucket),
-            index_name=ctx.resources.index_name(ctx.args.index),
-            queue_url=ctx.queue_url,
-            dlq_url=ctx.dlq_url,
+            vector_bucket=vector_bucket,
+            index_name=index_name,
+            queue_url=queue_url,
+            dlq_url=dlq_url,
         )
 
     def describe(self) -> str:
@@ -84,12 +97,14 @@ class WebContext:
     def searcher(self) -> Searcher:
         with self._lock:
             if self._searcher is None:
-                info = describe_index(self.client("s3vectors"), self.vector_bucket, self.index_name)
+                info = describe_index(
+                    self.clients("s3vectors"), self.vector_bucket, self.index_name
+                )
                 self._searcher = Searcher(
                     self.cfg,
-                    bedrock=self.client("bedrock-runtime", max_attempts=1),
-                    s3vectors=self.client("s3vectors"),
-                    s3=self.client("s3"),
+                    bedrock=self.clients("bedrock-runtime", max_attempts=1),
+                    s3vectors=self.clients("s3vectors"),
+                    s3=self.clients("s3"),
                     index=info,
                 )
             return self._searcher
@@ -112,8 +127,8 @@ class WebContext:
     def status(self) -> dict[str, Any]:
         current = status_mod.collect(
             self.cfg,
-            sqs=self.client("sqs"),
-            cloudwatch=self.client("cloudwatch"),
+            sqs=self.clients("sqs"),
+            cloudwatch=self.clients("cloudwatch"),
             queue_url=self.queue_url(),
             dlq_url=self.dlq_url(),
         )
@@ -123,8 +138,25 @@ class WebContext:
 # --------------------------------------------------------------------------- helpers
 
 
+ERROR_STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (ToolError, 400),  # the library's and the tools' own errors: bad input or a missing thing
+    (S3UriError, 400),
+    (ClientError, 502),
+    (BotoCoreError, 502),
+)
+"""Expected failures and their HTTP status; anything else is a bug (500, Starlette's)."""
+
+
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": one_line(message)}, status_code=status)
+
+
+def _error_response(exc: Exception) -> JSONResponse | None:
+    for kind, status in ERROR_STATUSES:
+        if isinstance(exc, kind):
+            text = describe_aws_error(exc) if status == 502 else str(exc)
+            return _error(text, status)
+    return None
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -136,10 +168,11 @@ def _guarded(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
-        except CliError as exc:
-            return _error(str(exc), 400)
-        except (BotoCoreError, ClientError) as exc:
-            return _error(describe_aws_error(exc), 502)
+        except Exception as exc:
+            response = _error_response(exc)
+            if response is None:
+                raise
+            return response
 
     return wrapped
 
@@ -149,7 +182,7 @@ def _k(request: Request) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise CliError(f"k {raw!r}: expected a whole number of results") from None
+        raise SearchInputError(f"k {raw!r}: expected a whole number of results") from None
 
 
 def _filter(request: Request) -> dict[str, Any] | None:
@@ -208,7 +241,7 @@ def create_app(web: WebContext) -> Starlette:
             if len(data) > limit:
                 return _error(f"the image is larger than the {limit}-byte limit", 413)
         if not data:
-            raise CliError("no image in the request: drop or choose an image file")
+            raise SearchInputError("no image in the request: drop or choose an image file")
         name = request.query_params.get("name") or "the uploaded image"
 
         def run() -> dict[str, Any]:
@@ -231,4 +264,4 @@ def create_app(web: WebContext) -> Starlette:
     )
 
 
-__all__ = ["PAGE", "WebContext", "create_app"]
+__all__ = ["ERROR_STATUSES", "PAGE", "WebContext", "create_app"]

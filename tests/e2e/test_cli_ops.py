@@ -277,7 +277,7 @@ def test_status_reports_backlog_age_and_watch(
             calls.append(seconds)
             raise KeyboardInterrupt
 
-        monkeypatch.setattr("scripts.imgsearch.cli.watch_sleep", stop)
+        monkeypatch.setattr("scripts.imgsearch.commands.status.watch_sleep", stop)
         run = run_cli(cloud, capsys, "status", "--watch", "2")
         assert run.code == 0 and calls == [2.0]
         assert run.out.startswith("every 2s (Ctrl-C to stop)")

@@ -25,8 +25,10 @@ import pytest
 import uvicorn
 
 from localcloud.cloud import LocalCloud
-from scripts.imgsearch.cli import Context, build_parser
-from scripts.web.app import WebContext, create_app
+from scripts.imgsearch.commands.serve import web_context
+from scripts.imgsearch.context import Context
+from scripts.imgsearch.parser import build_parser
+from scripts.web.app import create_app
 from tests.e2e.cli_harness import COLOURS, library, run_process, seeded_cloud
 from tests.e2e.conftest import assert_accounted
 
@@ -65,7 +67,7 @@ class Served:
 def served(seeded_cloud: LocalCloud) -> Iterator[Served]:
     with seeded_cloud.environ():
         args = build_parser().parse_args(["serve", "--endpoint-url", seeded_cloud.endpoint])
-        app = create_app(WebContext.from_cli(Context(args)))
+        app = create_app(web_context(Context(args)))
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
         thread = threading.Thread(target=server.run, daemon=True)

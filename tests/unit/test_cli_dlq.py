@@ -185,7 +185,7 @@ def _logs_client() -> Any:
 
 
 def test_log_lookup_keeps_the_latest_failure_line_of_the_object() -> None:
-    from scripts.ops.dlq import LogLookup
+    from scripts.ops.failure_log import LogLookup
 
     client = _logs_client()
     line = '{"level":"WARNING","vector_key":"%s","outcome":"%s","reason":"%s","detail":"d%s"}'
@@ -230,7 +230,7 @@ def test_log_lookup_keeps_the_latest_failure_line_of_the_object() -> None:
 
 
 def test_log_lookup_without_a_log_group_says_so_once() -> None:
-    from scripts.ops.dlq import LogLookup
+    from scripts.ops.failure_log import LogLookup
 
     client = _logs_client()
     notes: list[str] = []

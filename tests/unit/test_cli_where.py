@@ -8,7 +8,7 @@ import pytest
 
 from imgsearch.images import ImageInfo
 from imgsearch.vectors import FILTERABLE_KEYS, NUMERIC_KEYS, build_metadata
-from scripts.common.cli import CliError
+from scripts.ops.errors import FilterError
 from scripts.ops.where import combine, parse_filter_json, parse_where, prefix_filter
 
 
@@ -43,7 +43,7 @@ def test_where_forms(text: str, expected: dict[str, object]) -> None:
     ],
 )
 def test_where_errors_name_the_input(text: str, message: str) -> None:
-    with pytest.raises(CliError) as err:
+    with pytest.raises(FilterError) as err:
         parse_where(text)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
@@ -77,7 +77,7 @@ def test_filter_json_accepted_and_checked() -> None:
         ('{"$and": []}', "non-empty list"),
         ('{"format": ["png"]}', "operator object"),
     ]:
-        with pytest.raises(CliError) as err:
+        with pytest.raises(FilterError) as err:
             parse_filter_json(bad)
         assert message in str(err.value), bad
 

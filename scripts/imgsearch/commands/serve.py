@@ -1,0 +1,69 @@
+"""``imgsearch serve``: the search web page on 127.0.0.1, for the deployment the options name."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import TYPE_CHECKING
+
+from scripts.common.console import note
+from scripts.common.errors import EXIT_OK, CliError
+from scripts.imgsearch.context import PROG, Context
+
+if TYPE_CHECKING:
+    from scripts.imgsearch.commands import Subparsers
+    from scripts.web.app import WebContext
+
+DEFAULT_PORT = 8000
+
+
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common], help="the search web page on 127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    p.set_defaults(run=run)
+
+
+def web_context(ctx: Context) -> WebContext:
+    """The web page's view of the deployment this command's options name."""
+    from scripts.web.app import WebContext  # Starlette loads only for `serve`
+
+    return WebContext.for_deployment(
+        ctx.cfg,
+        ctx.clients,
+        vector_bucket=ctx.vector_bucket(),
+        index_name=ctx.index_name(),
+        queue_url=ctx.queue_url,
+        dlq_url=ctx.dlq_url,
+    )
+
+
+def run(ctx: Context) -> int:
+    import uvicorn
+
+    from scripts.web.app import create_app
+
+    port = ctx.args.port
+    if not 0 <= port <= 65535:
+        raise CliError(f"--port {port}: use 1..65535 (0 picks a free port)")
+    web = web_context(ctx)
+    app = create_app(web)
+    # Bind first, so a busy port is one clear error before anything is printed.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(
+            f"--port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror})"
+        ) from exc
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    note(f"{PROG}: serving index {web.describe()} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return EXIT_OK
