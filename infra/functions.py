@@ -93,7 +93,8 @@ class PipelineFunctions(Construct):
             environment=environment,
             memory_mb=cfg.embedder_memory_mb,
             timeout_seconds=cfg.embedder_timeout_seconds,
-            reserved_concurrency=cfg.embedder_concurrency,
+            # 0: none, for accounts whose quota leaves nothing to reserve
+            reserved_concurrency=cfg.embedder_reserved_concurrency or None,
             description="FIFO queue -> Bedrock embeddings -> S3 Vectors",
             statements=[
                 iam.PolicyStatement(
@@ -114,18 +115,7 @@ class PipelineFunctions(Construct):
                     actions=["s3:ListBucket"],
                     resources=[source_bucket.bucket_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="InvokeEmbeddingModel",
-                    actions=["bedrock:InvokeModel"],
-                    resources=[
-                        cdk.Stack.of(self).format_arn(
-                            service="bedrock",
-                            account="",
-                            resource="foundation-model",
-                            resource_name=cfg.model_id,
-                        )
-                    ],
-                ),
+                *self._invoke_model_statements(cfg),
                 iam.PolicyStatement(
                     sid="WriteVectors",
                     actions=[
@@ -143,9 +133,10 @@ class PipelineFunctions(Construct):
                 queue,
                 batch_size=cfg.batch_size,
                 report_batch_item_failures=True,
-                # Same as the reserved concurrency: with reserved concurrency alone the
-                # pollers outrun the function, get throttled, and throttled messages
-                # return to the queue and count towards the DLQ's maxReceiveCount.
+                # At most the reserved concurrency (config enforces it): with reserved
+                # concurrency alone the pollers outrun the function, get throttled, and
+                # throttled messages return to the queue and count towards the DLQ's
+                # maxReceiveCount. With no reservation this is the only limit.
                 max_concurrency=cfg.embedder_concurrency,
             )
         )
@@ -169,6 +160,49 @@ class PipelineFunctions(Construct):
                         prefix=key_filter.prefix or None, suffix=key_filter.suffix
                     ),
                 )
+
+    def _invoke_model_statements(self, cfg: PipelineConfig) -> list[iam.PolicyStatement]:
+        """``bedrock:InvokeModel`` on the configured model, as the Bedrock docs require.
+
+        A foundation model id: that model in this Region. An inference profile id: the
+        profile in this Region, and the model in whichever Region the profile routes to
+        ("Prerequisites for inference profiles": every destination Region's model must be
+        allowed). Those Regions change as AWS adds them, so the model ARN's Region is a
+        wildcard, limited to calls made through this profile by ``bedrock:InferenceProfileArn``.
+        """
+        stack = cdk.Stack.of(self)
+        ref = cfg.model_ref
+        if not ref.is_profile:
+            return [
+                iam.PolicyStatement(
+                    sid="InvokeEmbeddingModel",
+                    actions=["bedrock:InvokeModel"],
+                    resources=[
+                        stack.format_arn(
+                            service="bedrock",
+                            account="",
+                            resource="foundation-model",
+                            resource_name=ref.base_id,
+                        )
+                    ],
+                )
+            ]
+        profile_arn = stack.format_arn(
+            service="bedrock", resource="inference-profile", resource_name=ref.model_id
+        )
+        return [
+            iam.PolicyStatement(
+                sid="InvokeInferenceProfile",
+                actions=["bedrock:InvokeModel"],
+                resources=[profile_arn],
+            ),
+            iam.PolicyStatement(
+                sid="InvokeModelThroughProfile",
+                actions=["bedrock:InvokeModel"],
+                resources=[model_arn_in_any_region(stack, ref.base_id)],
+                conditions={"ArnEquals": {"bedrock:InferenceProfileArn": profile_arn}},
+            ),
+        ]
 
     def _function(
         self,
@@ -236,3 +270,15 @@ class PipelineFunctions(Construct):
         fn.node.add_dependency(policy)
         self.policies[id] = policy
         return fn
+
+
+def model_arn_in_any_region(stack: cdk.Stack, model_id: str) -> str:
+    """A foundation model's ARN in every Region (``arn:...:bedrock:*::foundation-model/id``),
+    granted only through an inference profile; ``infra.nag`` names it when acknowledging."""
+    return stack.format_arn(
+        service="bedrock",
+        region="*",
+        account="",
+        resource="foundation-model",
+        resource_name=model_id,
+    )

@@ -13,6 +13,7 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import IConstruct
 
+from infra.functions import model_arn_in_any_region
 from infra.pipeline import ImageSearchPipeline
 
 PACK = "AwsSolutions"
@@ -34,13 +35,19 @@ _CDK_SINGLETONS = {
 }
 _RUNTIME_REASON = (
     "The Lambdas run Python 3.13 on purpose: the dependencies are built for it "
-    "(scripts/build_lambda.py) and the code is tested on it. Moving to a newer runtime "
+    "(infra/lambda_deps.py) and the code is tested on it. Moving to a newer runtime "
     "is a deliberate upgrade of the build target, not a default to follow."
 )
 _XRAY_REASON = (
     "Active tracing (Powertools Tracer) needs xray:PutTraceSegments and "
     "xray:PutTelemetryRecords, which support no resource-level permissions: '*' is the "
     "only resource AWS accepts."
+)
+_MODEL_REGIONS_REASON = (
+    "Invoking the model through a cross-Region inference profile: Bedrock also authorises "
+    "the foundation model in the destination Region that serves each call, and that set of "
+    "Regions changes as AWS adds them. The wildcard is the Region only (one model), and the "
+    "statement's bedrock:InferenceProfileArn condition allows it only through this profile."
 )
 _OBJECTS_REASON = (
     "Read access to the images under one configured prefix of the source bucket: the "
@@ -68,6 +75,13 @@ def suppress_reviewed_findings(stack: cdk.Stack, pipeline: ImageSearchPipeline) 
             functions.policies["Embedder"],
             f"IAM5[Resource::{_nag_string(stack.resolve(objects))}]",
             _OBJECTS_REASON,
+        )
+    if pipeline.config.model_ref.is_profile:
+        model = model_arn_in_any_region(stack, pipeline.config.model_ref.base_id)
+        acknowledge(
+            functions.policies["Embedder"],
+            f"IAM5[Resource::{_nag_string(stack.resolve(model))}]",
+            _MODEL_REGIONS_REASON,
         )
     for name, reason in _CDK_SINGLETONS.items():
         for child in stack.node.children:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
+from imgsearch.budget import RESERVE_SECONDS_MIN, min_timeout_seconds
 from imgsearch.limits import LIMITS
-from imgsearch.models import MODELS, NOVA_MME, ModelSpec
+from imgsearch.models import NOVA_MME, ModelRef, ModelSpec, UnknownModelError, parse_model_id
 
 ENV_PREFIX = "IMGSEARCH_"
 """Every config field travels to the Lambdas as ``IMGSEARCH_<FIELD_NAME>``."""
@@ -68,6 +69,8 @@ class PipelineConfig:
     suffixes: tuple[str, ...] = IMAGE_SUFFIXES
     # the model
     model_id: str = NOVA_MME.model_id
+    """A foundation model id, or a cross-Region inference profile id in front of one
+    (``eu.twelvelabs.marengo-embed-3-0-v1:0``) where the Region offers it only that way."""
     dimension: int = NOVA_MME.default_dimension
     distance_metric: DistanceMetric = "cosine"
     index_purpose: IndexPurpose = "GENERIC_INDEX"
@@ -84,7 +87,11 @@ class PipelineConfig:
     embedder_memory_mb: int = 512
     embedder_timeout_seconds: int = 60
     embedder_concurrency: int = 5
-    """Reserved concurrency of the embedder and the event source's maximum concurrency."""
+    """The event source's maximum concurrency (and, by default, the reserved concurrency)."""
+    reserved_concurrency: int = -1
+    """The embedder's reserved concurrency: -1 follows ``embedder_concurrency``; 0 reserves
+    none (for accounts whose quota leaves nothing to reserve: Lambda keeps 10 unreserved),
+    leaving the limit to the event source; N (at least ``embedder_concurrency``) reserves N."""
     batch_size: int = 1
     embed_pool_size: int = 4
     """Images embedded concurrently inside one invocation when ``batch_size`` > 1."""
@@ -97,6 +104,9 @@ class PipelineConfig:
     """Inventory reports older than this are expired; the backfill reads the latest."""
     log_retention_days: int = 30
     oldest_message_alarm_seconds: int = 3600
+    permanent_failures_alarm_threshold: int = 10
+    """Alarm when more permanent failures than this happen in 5 minutes (a wave of them is
+    a misconfiguration more often than bad images; 0 alarms on the first)."""
     service_name: str = "imgsearch"
     metrics_namespace: str = "ImageSearch"
     log_level: str = "INFO"
@@ -111,7 +121,19 @@ class PipelineConfig:
 
     @property
     def model(self) -> ModelSpec:
-        return MODELS[self.model_id]
+        return self.model_ref.spec
+
+    @property
+    def model_ref(self) -> ModelRef:
+        """``model_id`` read: the id to invoke, its inference profile if any, the model."""
+        return parse_model_id(self.model_id)
+
+    @property
+    def embedder_reserved_concurrency(self) -> int:
+        """The embedder's reserved concurrency to deploy; 0 means none."""
+        if self.reserved_concurrency < 0:
+            return self.embedder_concurrency
+        return self.reserved_concurrency
 
     # ------------------------------------------------------------------ readers
 
@@ -277,13 +299,33 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
 """Naming rules of S3 Vectors and SQS, checked here so a bad name fails synth, not deploy."""
 
 
+VISIBILITY_TIMEOUT_FACTOR = 6
+"""AWS's rule for an SQS event source: visibility timeout >= 6 x function timeout, so a
+message is not handed out again while throttled retries of it are still going."""
+
+
+def _check_visibility_timeout(cfg: PipelineConfig) -> None:
+    """The one check of this rule: the stack and the local cloud both build a config."""
+    needed = VISIBILITY_TIMEOUT_FACTOR * cfg.embedder_timeout_seconds
+    if cfg.visibility_timeout_seconds < needed:
+        raise ConfigError(
+            "config keys 'visibility_timeout_seconds' and 'embedder_timeout_seconds': the "
+            f"queue's visibility timeout ({cfg.visibility_timeout_seconds} s) must be at least "
+            f"{VISIBILITY_TIMEOUT_FACTOR} x the embedder timeout "
+            f"({cfg.embedder_timeout_seconds} s) = {needed} s; raise the first or lower "
+            "the second"
+        )
+
+
 def _validate(cfg: PipelineConfig) -> None:
     hints = get_type_hints(PipelineConfig)
     for f in fields(cfg):
         if getattr(hints[f.name], "__origin__", None) is Literal:
             _allowed(f.name, getattr(cfg, f.name), get_args(hints[f.name]))
-    _allowed("model_id", cfg.model_id, tuple(MODELS))
-    model = MODELS[cfg.model_id]
+    try:
+        model = parse_model_id(cfg.model_id).spec
+    except UnknownModelError as exc:
+        raise ConfigError(f"config key 'model_id': {exc}") from exc
     if cfg.dimension not in model.dimensions:
         raise ConfigError(
             f"config key 'dimension': {cfg.dimension} is not a dimension {model.model_id} "
@@ -315,11 +357,20 @@ def _validate(cfg: PipelineConfig) -> None:
     if not 1 <= cfg.embedder_timeout_seconds <= 900:
         raise ConfigError("config key 'embedder_timeout_seconds': must be 1..900")
     _at_least(
+        "embedder_timeout_seconds",
+        cfg.embedder_timeout_seconds,
+        min_timeout_seconds(),
+        f" (the embedder keeps at least {RESERVE_SECONDS_MIN:.0f} s in reserve to write "
+        "vectors and answer SQS; a shorter timeout leaves no time for any message)",
+    )
+    _check_visibility_timeout(cfg)
+    _at_least(
         "embedder_concurrency",
         cfg.embedder_concurrency,
         LIMITS.lambda_min_event_source_max_concurrency,
         " (the SQS event source's maximum concurrency must be at least 2)",
     )
+    _check_reserved_concurrency(cfg)
     if not 1 <= cfg.batch_size <= 10:
         raise ConfigError("config key 'batch_size': a FIFO event source takes 1..10")
     _at_least("embed_pool_size", cfg.embed_pool_size, 1)
@@ -328,6 +379,7 @@ def _validate(cfg: PipelineConfig) -> None:
     if not 128 <= cfg.router_memory_mb <= 10_240:
         raise ConfigError("config key 'router_memory_mb': must be 128..10240")
     _at_least("oldest_message_alarm_seconds", cfg.oldest_message_alarm_seconds, 60)
+    _at_least("permanent_failures_alarm_threshold", cfg.permanent_failures_alarm_threshold, 0)
     if not cfg.suffixes:
         raise ConfigError("config key 'suffixes': at least one suffix is needed")
     for s in cfg.suffixes:
@@ -335,6 +387,28 @@ def _validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"config key 'suffixes': {s!r} must start with '.'")
     if not cfg.prefixes:
         raise ConfigError("config key 'prefixes': use [\"\"] for the whole bucket")
+
+
+def _check_reserved_concurrency(cfg: PipelineConfig) -> None:
+    """Below the event source's maximum, the pollers would invoke more copies than may
+    run: the throttled messages return to the queue and count towards the DLQ."""
+    reserved, maximum = cfg.reserved_concurrency, cfg.embedder_concurrency
+    if reserved < -1:
+        raise ConfigError(
+            f"config key 'reserved_concurrency': {reserved} is not allowed; use -1 (follow "
+            "embedder_concurrency), 0 (reserve none) or a number of at least embedder_concurrency"
+        )
+    if 0 < reserved < maximum:
+        fix = (
+            f"set embedder_concurrency={reserved} too"
+            if reserved >= LIMITS.lambda_min_event_source_max_concurrency
+            else f"use at least {maximum}"
+        )
+        raise ConfigError(
+            f"config key 'reserved_concurrency': {reserved} is below embedder_concurrency "
+            f"({maximum}), so the event source would be throttled and messages would reach "
+            f"the DLQ; {fix}, or reserved_concurrency=0 (reserve none)"
+        )
 
 
 __all__ = [

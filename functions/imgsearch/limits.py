@@ -28,6 +28,8 @@ class ServiceLimits:
     sqs_dedup_window_seconds: int = 300
     # AWS Lambda
     lambda_min_event_source_max_concurrency: int = 2
+    lambda_min_unreserved_concurrency: int = 10
+    """Lambda refuses a reservation that leaves less than this unreserved in the account."""
 
 
 LIMITS = ServiceLimits()

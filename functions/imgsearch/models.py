@@ -1,4 +1,10 @@
-"""The embedding models the pipeline can use on Bedrock, and what each accepts."""
+"""The embedding models the pipeline can use on Bedrock, what each accepts, and model ids.
+
+A configured ``model_id`` is either a foundation model's id or a cross-Region inference
+profile's (``eu.twelvelabs.marengo-embed-3-0-v1:0``): some Regions offer a model only
+that way. :func:`parse_model_id` is the one reader of that id; the stack grants IAM from
+it and the embedder invokes ``ModelRef.model_id`` while the spec comes from the base id.
+"""
 
 from __future__ import annotations
 
@@ -50,5 +56,61 @@ MARENGO_3 = ModelSpec(
 )
 MODELS: dict[str, ModelSpec] = {m.model_id: m for m in (NOVA_MME, MARENGO_3)}
 
+INFERENCE_PROFILE_PREFIXES: tuple[str, ...] = (
+    "us", "us-gov", "eu", "apac", "jp", "au", "ca", "global",
+)  # fmt: skip
+"""Prefixes of Bedrock's system-defined cross-Region inference profiles: geographic ones
+route within that geography, ``global`` to any commercial Region. A profile's id is
+``<prefix>.<foundation model id>``."""
 
-__all__ = ["MARENGO_3", "MODELS", "NOVA_MME", "ModelFamily", "ModelSpec"]
+
+class UnknownModelError(ValueError):
+    """A model id the pipeline does not know; the message lists what it accepts."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A configured model id and the model behind it."""
+
+    model_id: str
+    """The id as configured: what ``InvokeModel`` is called with (a profile id if any)."""
+    profile: str | None
+    """The inference profile's prefix (``eu``), or None for a foundation model id."""
+    spec: ModelSpec
+
+    @property
+    def base_id(self) -> str:
+        """The foundation model's id (the one its IAM ARN and vector metadata name)."""
+        return self.spec.model_id
+
+    @property
+    def is_profile(self) -> bool:
+        return self.profile is not None
+
+
+def parse_model_id(model_id: str) -> ModelRef:
+    """Read a foundation model id or a cross-Region inference profile id."""
+    if model_id in MODELS:
+        return ModelRef(model_id, None, MODELS[model_id])
+    prefix, _, base = model_id.partition(".")
+    if prefix in INFERENCE_PROFILE_PREFIXES and base in MODELS:
+        return ModelRef(model_id, prefix, MODELS[base])
+    raise UnknownModelError(
+        f"{model_id!r} is not a model the pipeline knows; allowed values: "
+        + ", ".join(MODELS)
+        + ", each also as an inference profile id with one of the prefixes "
+        + ", ".join(f"{p}." for p in INFERENCE_PROFILE_PREFIXES)
+    )
+
+
+__all__ = [
+    "INFERENCE_PROFILE_PREFIXES",
+    "MARENGO_3",
+    "MODELS",
+    "NOVA_MME",
+    "ModelFamily",
+    "ModelRef",
+    "ModelSpec",
+    "UnknownModelError",
+    "parse_model_id",
+]
