@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from imgsearch.blueprint import INVENTORY_FIELDS
 from imgsearch.config import IMAGE_SUFFIXES, PipelineConfig
 from imgsearch.contract import METRICS, OUTPUT_KEYS
 from imgsearch.vectors import NON_FILTERABLE_KEYS
-from infra.storage import INVENTORY_FIELDS
 from tests.infra.conftest import Synth, SynthFn, cdk_context
 
 
@@ -436,6 +436,22 @@ def test_alarms(
         assert dimension["Value"] == {"Fn::GetAtt": [ids[resource], "QueueName"]}
     else:
         assert dimension["Value"] == {"Ref": ids[resource]}
+
+
+def test_a_wave_of_permanent_failures_alarms_within_five_minutes(
+    default: Synth, synth: SynthFn
+) -> None:
+    """Permanent failures are acknowledged, so no DLQ shows them: a rate alarm does."""
+    threshold = PipelineConfig().permanent_failures_alarm_threshold
+    alarm = _alarm(default, "permanent-failures")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("ImageSearch", METRICS.permanent_failures)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "imgsearch"}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (threshold, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert 1 <= threshold <= 100
+    custom = synth(**{"permanent_failures_alarm_threshold": 3})
+    assert _alarm(custom, "permanent-failures")["Threshold"] == 3
 
 
 def _dashboard_metrics(default: Synth) -> tuple[set[tuple[str, ...]], list[str]]:

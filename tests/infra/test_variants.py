@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.storage import INVENTORY_FIELDS
+from imgsearch.blueprint import INVENTORY_FIELDS
 from tests.infra.conftest import Synth, SynthFn
 
 
