@@ -28,12 +28,9 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
-from infra.lambda_deps import BUILD_DIR, STAMP_NAME, DepsBuild
+from infra.lambda_deps import STAMP_NAME, DepsBuild
+from infra.paths import BUILD_DIR, FUNCTIONS_DIR, LOCK_NAME
 
-FUNCTIONS_DIR = Path(__file__).resolve().parents[1] / "functions"
-"""The asset root: our package and its lock (the local cloud's runtime runs from it too)."""
-LOCK_NAME = "requirements.lock"
-"""The hashed lock of ``functions/requirements.txt`` that ``make build`` installs."""
 PACKAGE = "imgsearch"
 LEFT_OUT = frozenset({"pricing.py"})
 """Modules of the package's top level that the Lambdas never import."""

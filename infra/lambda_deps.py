@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import get_args
 
 from imgsearch.config import Architecture
+from infra.paths import BUILD_DIR
 
-BUILD_DIR = Path(__file__).resolve().parents[1] / "build"
 """Where the dependency folders go (``build/`` at the repository root, git-ignored)."""
 LAMBDA_PYTHON_VERSION = "3.13"
 """CPython version of the Lambda runtime (``Runtime.PYTHON_3_13`` in the stack)."""

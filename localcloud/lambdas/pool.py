@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from infra.bundling import FUNCTIONS_DIR
+from infra.paths import FUNCTIONS_DIR
 from localcloud.lambdas.worker import CONTROL
 from localcloud.telemetry.logs import LogSink
 

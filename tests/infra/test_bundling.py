@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from infra.bundling import FUNCTIONS_DIR, LOCK_NAME, BundlingError, LocalBundler
+from infra.bundling import BundlingError, LocalBundler
 from infra.lambda_deps import STAMP_NAME, DepsBuild
+from infra.paths import FUNCTIONS_DIR, LOCK_NAME
 from tests.infra.conftest import Synth, SynthFn
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.bundling import FUNCTIONS_DIR, LOCK_NAME
+from infra.paths import FUNCTIONS_DIR, LOCK_NAME
 
 REPO_ROOT = FUNCTIONS_DIR.parent
 DEV_LOCK = REPO_ROOT / "requirements-dev.lock"
