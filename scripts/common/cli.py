@@ -43,6 +43,7 @@ from scripts.common.errors import (
 )
 
 if TYPE_CHECKING:
+    from mypy_boto3_bedrock import BedrockClient
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -168,6 +169,10 @@ class Clients:
     def __call__(
         self, service: Literal["lambda"], *, max_attempts: int | None = None
     ) -> LambdaClient: ...
+    @overload
+    def __call__(
+        self, service: Literal["bedrock"], *, max_attempts: int | None = None
+    ) -> BedrockClient: ...
     def __call__(self, service: str, *, max_attempts: int | None = None) -> Any:
         """The client for ``service``; ``max_attempts=1`` turns botocore's retries off
         for callers that retry themselves (per entry, with their own backoff)."""

@@ -58,7 +58,7 @@ def _main(argv: list[str] | None) -> int:
     findings: list[Finding] = [
         check_lambda_concurrency(clients("lambda"), cfg, deployment.embedder_function()),
         # Clients has no "bedrock" (control plane) overload yet: scripts.common should add it.
-        *check_model(clients("bedrock"), cfg, region),  # type: ignore[call-overload]
+        *check_model(clients("bedrock"), cfg, region),
     ]
     print(f"preflight for {cfg.stack_name} in {region} (model {cfg.model_id})")
     for finding in findings:
