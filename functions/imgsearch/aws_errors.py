@@ -61,6 +61,14 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and is_not_found_code(error_code(exc), http_status(exc))
 
 
+def is_missing_object(exc: BaseException) -> bool:
+    """S3 says the object is not there, but the bucket is: a missing bucket is a 404 too
+    (``NoSuchBucket``), and needs another fix (the name or the region)."""
+    return is_not_found(exc) and not (
+        isinstance(exc, ClientError) and error_code(exc) == "NoSuchBucket"
+    )
+
+
 def is_throttle(exc: BaseException) -> bool:
     if not isinstance(exc, ClientError):
         return False
@@ -82,6 +90,7 @@ __all__ = [
     "error_code",
     "error_message",
     "http_status",
+    "is_missing_object",
     "is_not_found",
     "is_not_found_code",
     "is_throttle",

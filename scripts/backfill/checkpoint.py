@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from imgsearch.aws_errors import is_missing_object
 from imgsearch.s3uri import is_s3_uri, parse_s3_uri
 from scripts.backfill.errors import CheckpointError
-from scripts.backfill.manifest import S3ClientFactory, is_missing_object
+from scripts.backfill.manifest import S3ClientFactory
 from scripts.common.cli import describe_aws_error
 
 FORMAT_VERSION = 1
@@ -107,11 +110,23 @@ class LocalCheckpointStore:
     The rename alone survives the process being killed (the page cache outlives it);
     ``durable`` saves also fsync, so the last save of a run survives a power cut too.
     Saving after every acknowledged batch without fsync costs tens of microseconds.
+    A kill between writing the temporary file and the rename leaves that file behind:
+    the first save of the next run removes such leftovers (``<name>.<random>.tmp``, as
+    ``mkstemp`` names them, and nothing else).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.location = str(path)
+        self._swept = False
+        self._leftover = re.compile(re.escape(path.name) + r"\.[A-Za-z0-9_]{8}\.tmp")
+
+    def _sweep(self, directory: Path) -> None:
+        """Remove temporary files an earlier run was killed before renaming."""
+        self._swept = True
+        for stale in directory.glob(glob_escape(self.path.name) + ".*.tmp"):
+            if self._leftover.fullmatch(stale.name):
+                stale.unlink(missing_ok=True)
 
     def load(self) -> Checkpoint | None:
         try:
@@ -126,6 +141,8 @@ class LocalCheckpointStore:
         directory = self.path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            if not self._swept:
+                self._sweep(directory)
             fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=directory)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -17,14 +17,9 @@ and it continues where it stopped. The final summary is JSON on stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +32,7 @@ from scripts.backfill.checkpoint import Checkpoint, CheckpointStore, open_store
 from scripts.backfill.errors import BackfillError
 from scripts.backfill.filters import RowFilter, parse_date, parse_size
 from scripts.backfill.manifest import S3ClientFactory, load_manifest, resolve_manifest
+from scripts.backfill.outcome import PROG, Summary, stop_on_signals
 from scripts.backfill.progress import make_reporter
 from scripts.backfill.run import DEFAULT_REJECTS, Backfill, Options
 from scripts.backfill.sender import RetryPolicy
@@ -53,13 +49,13 @@ from scripts.common.cli import (
     describe_aws_error,
     run_main,
 )
+from scripts.common.deployed_config import given_settings
 from scripts.common.deployment import QUEUE_MISSING_CODES, Deployment
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-PROG = "imgsearch-backfill"
 DEFAULT_CHECKPOINT = "imgsearch-backfill.checkpoint.json"
 
 
@@ -135,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--restart", action="store_true", help="ignore the checkpoint; start over")
     run.add_argument(
+        "--no-verify-first",
+        dest="verify_first",
+        action="store_false",
+        help="don't check every data file's MD5 before sending (reads an S3 report once less, "
+        "but a damaged file is found only after the files before it were sent)",
+    )
+    run.add_argument(
         "--rejects", default=DEFAULT_REJECTS, help="where rejected messages go (JSONL)"
     )
     run.add_argument("--work-dir", help="where data files are downloaded (default: system temp)")
@@ -153,11 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main(lambda: _main(argv), prog=PROG)
+    out = Summary()
+    return run_main(lambda: out.always(lambda: _main(argv, out)), prog=PROG)
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, out: Summary) -> int:
     args = build_parser().parse_args(argv)
+    out.input, out.dry_run = args.manifest or args.from_listing, args.dry_run
     if args.manifest and args.from_listing:
         raise CliError("give a manifest (path, s3:// URI or 'latest') or --from-listing, not both")
     if not args.manifest and not args.from_listing:
@@ -172,6 +177,11 @@ def _main(argv: list[str] | None) -> int:
     cfg = config_from_args(args)
     clients = clients_from_args(args, cfg, max_pool_connections=args.concurrency + 4)
     deployment = Deployment(cfg, clients, use_stack=not args.no_stack)
+    try:  # the deployed settings: MessageGroupId, selection and names as the Lambdas have them
+        cfg = deployment.settle(given_settings(args))
+    except (BotoCoreError, ClientError):
+        if not args.dry_run:
+            raise  # a dry run goes on without AWS access; _expected_bucket notes why
 
     def s3() -> S3Client:
         client: S3Client = clients("s3")
@@ -209,6 +219,7 @@ def _main(argv: list[str] | None) -> int:
         latency=args.latency,
         rejects=Path(args.rejects),
         workdir=Path(args.work_dir) if args.work_dir else None,
+        verify_first=args.verify_first,
     )
     identity = {"bucket": source.bucket, **row_filter.identity()}
     store: CheckpointStore | None = None
@@ -232,12 +243,18 @@ def _main(argv: list[str] | None) -> int:
                 "total_sent_all_runs": checkpoint.sent,
                 "hint": "pass --restart to send everything again",
             }
-            print(json.dumps(summary, ensure_ascii=False, indent=2))
+            out.emit(summary)
             return EXIT_OK
         queue_url = deployment.queue_url(args.queue_url)
         sqs = clients("sqs", max_attempts=1)
         _check_queue(sqs, queue_url)
 
+    verifying = source.verify is not None and opts.verify_first and not opts.dry_run
+    if verifying and source.verify_bytes >= _VERIFY_NOTE_BYTES:
+        notes.append(
+            f"checking the MD5 of {source.verify_bytes / 2**20:,.0f} MiB of data files "
+            "before sending (--no-verify-first skips this)"
+        )
     for note in notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     reporter = make_reporter(args.progress, sys.stderr, interval=args.log_interval)
@@ -253,14 +270,14 @@ def _main(argv: list[str] | None) -> int:
         reporter=reporter,
     )
     resumed = any(p.rows or p.done for p in checkpoint.inputs.values())
-    with _stop_on_signals(backfill):
-        backfill.run()
-    summary = backfill.summary()
-    summary.update(resumed=resumed, notes=notes)
+    extra: dict[str, Any] = {"resumed": resumed, "notes": notes}
     if store is not None:
-        summary["checkpoint"] = store.location
-        summary["queue_url"] = queue_url
-    print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+        extra.update(checkpoint=store.location, queue_url=queue_url)
+    out.run = (backfill, extra)  # a second Ctrl-C in run() still prints its summary
+    with stop_on_signals(backfill) as settled:
+        backfill.run()
+        settled()  # from here a late Ctrl-C changes nothing: the summary is being printed
+        out.emit_run()
     if backfill.error is not None:
         err = backfill.error
         message = str(err) if isinstance(err, BackfillError) else describe_aws_error(err)
@@ -271,6 +288,9 @@ def _main(argv: list[str] | None) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
+
+_VERIFY_NOTE_BYTES = 64 * 2**20
+"""Say that the MD5 pre-pass runs only when it takes long enough to be noticed."""
 
 
 def _open_source(
@@ -355,33 +375,6 @@ def _check_queue(sqs: SQSClient, queue_url: str) -> None:
             f"queue {queue_url} is not a FIFO queue; the pipeline needs its FIFO queue (name "
             "ending in .fifo) for ordering and deduplication"
         )
-
-
-@contextlib.contextmanager
-def _stop_on_signals(backfill: Backfill) -> Iterator[None]:
-    """First Ctrl-C / SIGTERM: stop reading, let batches in flight finish, save, exit 130.
-    A second one quits at once (the checkpoint on disk is still consistent)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if backfill.stop_reason is not None:
-            raise KeyboardInterrupt
-        name = signal.Signals(signum).name
-        backfill.request_stop(name)
-        print(
-            f"\n{PROG}: {name}: finishing the batches in flight and saving progress "
-            "(again to quit now)",
-            file=sys.stderr,
-        )
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 __all__ = ["DEFAULT_CHECKPOINT", "PROG", "build_parser", "main"]

@@ -16,11 +16,20 @@ from imgsearch.selection import KeySelection
 from scripts.backfill.errors import FilterError
 from scripts.backfill.rows import InventoryRow
 
+ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+"""Storage classes whose objects must be restored before ``GetObject`` can read them
+(S3 User Guide, "Working with archived objects"); ``GLACIER_IR`` is readable at once."""
+ARCHIVE_TIERS = frozenset({"ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"})
+"""Intelligent-Tiering's opt-in archive tiers, which need a restore too (S3 API reference,
+``Tiering.AccessTier``); its Frequent, Infrequent and Archive Instant tiers are readable."""
+
 SKIP_REASONS = (
     "delete_marker",
     "not_latest",
     "prefix",
     "suffix",
+    "archived",
+    "archive_tier",
     "too_small",
     "too_large",
     "modified_before",
@@ -43,6 +52,10 @@ class RowFilter:
         why = self.selection.reason_skipped(row.key)
         if why is not None:
             return why
+        if row.storage_class in ARCHIVED_CLASSES:
+            return "archived"  # a GetObject each would only learn that
+        if row.storage_class == "INTELLIGENT_TIERING" and row.access_tier in ARCHIVE_TIERS:
+            return "archive_tier"
         if self.min_size is not None and (row.size or 0) < self.min_size:
             return "too_small"
         if self.max_size is not None and row.size is not None and row.size > self.max_size:

@@ -3,8 +3,9 @@
 An inventory report is a folder ``<dest-prefix>/<source-bucket>/<config-id>/<YYYY-MM-DDTHH-MMZ>/``
 holding ``manifest.json`` (format, schema, and the data files with their MD5) and
 ``manifest.checksum`` (the MD5 of ``manifest.json``); the data files live under
-``<config-id>/data/``. This module finds the newest report and checks both kinds of MD5
-before a single row is trusted; :mod:`scripts.backfill.rows` then reads the rows.
+``<config-id>/data/``. This module finds the newest report and checks the manifest's MD5
+and fields; :mod:`scripts.backfill.datafiles` checks the data files' MD5 before a single
+row is trusted, and :mod:`scripts.backfill.rows` then reads the rows.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from botocore.exceptions import ClientError
 
-from imgsearch.aws_errors import error_code, is_not_found
+from imgsearch.aws_errors import error_code, is_missing_object
 from imgsearch.s3uri import S3Uri, is_s3_uri, parse_s3_uri
 from scripts.backfill.errors import InventoryError
 from scripts.common.cli import describe_aws_error
@@ -35,7 +36,6 @@ FORMATS: dict[str, str] = {"csv": "CSV", "parquet": "Parquet", "orc": "ORC"}
 DATED_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z")
 MANIFEST_NAME = "manifest.json"
 CHECKSUM_NAME = "manifest.checksum"
-_CHUNK = 1024 * 1024
 
 
 # --------------------------------------------------------------------------- values
@@ -267,6 +267,7 @@ def parse_manifest(
             raise InventoryError(
                 f"manifest {location}: files[{i}] needs key, size and MD5checksum ({exc})"
             ) from exc
+        _check_data_key(files[-1].key, f"manifest {location}: files[{i}]")
     return Manifest(
         location=location,
         source_bucket=str(field("sourceBucket")),
@@ -279,6 +280,18 @@ def parse_manifest(
         data_bucket=data_bucket,
         local_dir=local_dir,
     )
+
+
+def _check_data_key(key: str, where: str) -> None:
+    """S3 writes data-file keys as ``<prefix>/<source>/<config-id>/data/<name>``: a key
+    that is absolute or climbs with ``..`` could make a local copy read any file on this
+    machine (and a mismatch would print that file's MD5), so it is refused outright."""
+    parts = PurePosixPath(key).parts
+    if not key or key.startswith("/") or ".." in parts or "\x00" in key or key.endswith("/"):
+        raise InventoryError(
+            f"{where}: data file key {key!r} is not a relative path inside the report; "
+            "S3 never writes such a manifest — fetch the report again"
+        )
 
 
 def normalise_column(name: str) -> str:
@@ -305,88 +318,7 @@ def schema_columns(manifest: Manifest) -> frozenset[str] | None:
     return names or None
 
 
-# --------------------------------------------------------------------------- data files
-
-
-def fetch_data_file(manifest: Manifest, data: DataFile, s3: S3ClientFactory, workdir: Path) -> Path:
-    """A local, MD5-verified copy of one data file (downloaded into ``workdir`` if in S3).
-
-    The MD5 is checked before any row is read, so a damaged file never sends a message.
-    """
-    if manifest.data_bucket is None:
-        assert manifest.local_dir is not None
-        path = _find_local(manifest.local_dir, data.key)
-        if path is None:
-            raise InventoryError(
-                f"data file {data.key} listed in {manifest.location} is missing: copy the whole "
-                "inventory folder (data/ and the dated report folder) or point at s3://"
-            )
-        md5 = _md5_of(path)
-        where = str(path)
-    else:
-        uri = S3Uri(manifest.data_bucket, data.key)
-        path = workdir / PurePosixPath(data.key).name
-        md5 = _download(s3(), uri, path)
-        where = str(uri)
-    if md5 != data.md5:
-        raise InventoryError(
-            f"data file {where}: MD5 {md5} does not match the manifest's {data.md5}; the file is "
-            "damaged or from another report — fetch the report again"
-        )
-    return path
-
-
-def _find_local(base: Path, key: str) -> Path | None:
-    """Find ``key`` (a path in the destination bucket) in a downloaded copy of the report.
-
-    Tries the key's trailing path parts (``data/x.csv.gz``, then ``x.csv.gz``) next to the
-    manifest and up to four folders above it; the MD5 check catches a wrong match.
-    """
-    parts = PurePosixPath(key).parts
-    for ancestor in [base, *list(base.parents)[:4]]:
-        for i in range(len(parts)):
-            candidate = ancestor.joinpath(*parts[i:])
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _download(s3_client: S3Client, uri: S3Uri, dest: Path) -> str:
-    """Stream an object to ``dest`` computing its MD5 on the way."""
-    try:
-        body = s3_client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
-    except ClientError as exc:
-        if is_missing_object(exc):
-            raise InventoryError(
-                f"data file {uri} listed in the manifest does not exist; the report may have "
-                "expired — use a newer one ('latest')"
-            ) from exc
-        raise s3_error(exc, str(uri)) from exc
-    digest = hashlib.md5()
-    with dest.open("wb") as out:
-        for chunk in body.iter_chunks(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- S3 helpers
-
-
-def is_missing_object(exc: BaseException) -> bool:
-    """S3 says the object is not there, but the bucket is (a missing bucket is a 404 too,
-    and needs another fix: the name or the region)."""
-    return is_not_found(exc) and not (
-        isinstance(exc, ClientError) and error_code(exc) == "NoSuchBucket"
-    )
 
 
 def _get_bytes(s3_client: S3Client, uri: S3Uri, what: str | None) -> bytes | None:

@@ -3,7 +3,7 @@
 Each reader streams its input so memory stays flat however large the inventory is, and
 can start at a row (a data file, resumed by row count) or after a key (the listing,
 resumed with ``StartAfter``). The data files are verified before they get here
-(:func:`scripts.backfill.manifest.fetch_data_file`).
+(:func:`scripts.backfill.datafiles.fetch_data_file`).
 
 Only CSV keys are URL-encoded (form encoding: a space is ``+``, a real ``+`` is
 ``%2B``), so they go through ``unquote_plus``; Parquet and ORC keys are stored as is.
@@ -46,6 +46,10 @@ class InventoryRow(NamedTuple):
     is_delete_marker: bool
     last_modified: str | datetime | None
     """ISO string (CSV), datetime (Parquet/ORC/listing), or None if not inventoried."""
+    storage_class: str | None = None
+    """``STANDARD``, ``GLACIER``, ...; None if not inventoried."""
+    access_tier: str | None = None
+    """Intelligent-Tiering's access tier (``ARCHIVE_ACCESS``, ...); None if not inventoried."""
 
 
 # --------------------------------------------------------------------------- rows
@@ -78,6 +82,8 @@ _ROW_COLUMNS = (
     "islatest",
     "isdeletemarker",
     "lastmodifieddate",
+    "storageclass",
+    "intelligenttieringaccesstier",
 )
 """The normalised columns an :class:`InventoryRow` is made of, in its field order."""
 
@@ -114,7 +120,7 @@ class CsvGzRows:
                         f"has {width}; the file does not belong to this manifest"
                     )
                 fields.append("")
-                key, size, etag, version, latest, deleted, modified = pick(fields)
+                key, size, etag, version, latest, deleted, modified, klass, tier = pick(fields)
                 if "%" in key or "+" in key:
                     key = unquote_plus(key)
                 yield new_row(
@@ -127,6 +133,8 @@ class CsvGzRows:
                         latest != "false",
                         deleted == "true",
                         modified or None,
+                        klass or None,
+                        tier or None,
                     ),
                 )
         except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
@@ -201,7 +209,7 @@ class ArrowRows:
                 columns: list[list[Any]] = [
                     by_name[c] if c is not None else none for c in self._wanted
                 ]
-                keys, sizes, etags, versions, latest, deleted, modified = columns
+                keys, sizes, etags, versions, latest, deleted, modified, klass, tier = columns
                 for i in range(max(0, start - self._done), count):
                     yield InventoryRow(
                         keys[i],
@@ -211,6 +219,8 @@ class ArrowRows:
                         latest[i] is not False,
                         deleted[i] is True,
                         modified[i],
+                        klass[i] or None,
+                        tier[i] or None,
                     )
                 self._done += count
         except self._pa.ArrowException as exc:
@@ -254,6 +264,7 @@ class ListingRows:
                         True,
                         False,
                         obj.get("LastModified"),
+                        obj.get("StorageClass"),
                     )
         except ClientError as exc:
             raise s3_error(exc, self.name) from exc

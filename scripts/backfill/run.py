@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsearch.config import PipelineConfig
 from imgsearch.limits import LIMITS
-from imgsearch.messages import for_backfill, now_iso, to_send_entry
+from imgsearch.messages import MessageError, ObjectMessage, for_backfill, now_iso, to_send_entry
 from scripts.backfill.checkpoint import Checkpoint, CheckpointStore, InputProgress
 from scripts.backfill.errors import BackfillError
 from scripts.backfill.estimate import Workload, estimate
@@ -85,6 +85,8 @@ class Options:
     latency: float = 0.5
     rejects: Path = Path(DEFAULT_REJECTS)
     workdir: Path | None = None
+    verify_first: bool = True
+    """Check every unfinished input (the data files' MD5) before the first message."""
 
 
 class Backfill:
@@ -122,6 +124,8 @@ class Backfill:
         self._rejects: TextIO | None = None
         self._done_weight = sum(i.weight for i in source.inputs if checkpoint.progress(i.name).done)
         self._current: tuple[Input, RowReader] | None = None
+        self._partial = 0.0
+        """Weight read of the input stopped part-way, so the last progress line is true."""
         self._start = time.monotonic()
         self._start_fraction = self._fraction()
         self._dispatcher: Dispatcher | None = None
@@ -151,6 +155,7 @@ class Backfill:
         with workdir as tmp:
             try:
                 try:
+                    self._verify_first()
                     for inp in self.source.inputs:
                         if self.stop_reason or self.error:
                             break
@@ -165,9 +170,19 @@ class Backfill:
                 self._abort()
                 raise
 
+    def _verify_first(self) -> None:
+        """The pre-pass: a damaged input anywhere stops the run before anything is sent."""
+        verify = self.source.verify
+        if verify is None or self.opts.dry_run or not self.opts.verify_first:
+            return
+        done = {i.name for i in self.source.inputs if self.cp.progress(i.name).done}
+        verify(done, lambda: self.stop_reason is not None)
+
     def _read_input(self, inp: Input, progress: InputProgress, workdir: Path) -> None:
         reader, rows = inp.open(progress, workdir)
         self._current = (inp, reader)
+        self._partial = 0.0
+        finished = False
         n = progress.rows
         last_key = progress.after_key
         entries: list[dict[str, str]] = []
@@ -175,13 +190,16 @@ class Backfill:
         reason_of = self.filter.reason
         stats = self.stats
         dry = self.opts.dry_run
+        bucket = self.source.bucket
         try:
             for row in rows:
                 n += 1
                 stats.rows += 1
                 last_key = row.key
                 reason = reason_of(row)
-                if reason is not None:
+                msg = None if reason is not None else _message(bucket, row, event_time)
+                if msg is None:
+                    reason = reason or "invalid_name"
                     stats.skipped[reason] += 1
                     if dry:
                         self._sample_skip(reason, row)
@@ -192,14 +210,6 @@ class Backfill:
                     if dry:
                         self._sample(row)
                     else:
-                        msg = for_backfill(
-                            self.source.bucket,
-                            row.key,
-                            size=row.size,
-                            etag=row.etag,
-                            version_id=row.version_id,
-                            event_time=event_time,
-                        )
                         entries.append(
                             to_send_entry(msg, self.cfg.message_groups, str(len(entries)))
                         )
@@ -219,6 +229,8 @@ class Backfill:
             if finished:
                 self._done_weight += inp.weight
         finally:
+            if not finished:
+                self._partial = inp.weight * reader.fraction()
             self._current = None
             reader.close()
 
@@ -336,7 +348,7 @@ class Backfill:
         total = sum(i.weight for i in self.source.inputs)
         if self.source.format == "ListObjectsV2" or not total:
             return None
-        current = 0.0
+        current = self._partial
         if self._current is not None:
             inp, reader = self._current
             current = inp.weight * reader.fraction()
@@ -410,6 +422,22 @@ class Backfill:
         if self.stop_reason:
             out["stopped_by"] = self.stop_reason
         return out
+
+
+def _message(bucket: str, row: InventoryRow, event_time: str) -> ObjectMessage | None:
+    """The router's message for ``row``; None for a name S3 would refuse (a key over
+    1,024 bytes, ...), which the core will not build: skipped as ``invalid_name``."""
+    try:
+        return for_backfill(
+            bucket,
+            row.key,
+            size=row.size,
+            etag=row.etag,
+            version_id=row.version_id,
+            event_time=event_time,
+        )
+    except MessageError:
+        return None
 
 
 __all__ = ["BATCH", "DEFAULT_REJECTS", "Backfill", "Options", "Stats", "Ticket"]

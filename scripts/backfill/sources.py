@@ -7,24 +7,23 @@ run itself never needs to know whether rows come from CSV, Parquet, ORC or ListO
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from imgsearch.s3uri import S3Uri
 from scripts.backfill.checkpoint import InputProgress
-from scripts.backfill.manifest import (
-    DataFile,
-    Manifest,
-    S3ClientFactory,
-    fetch_data_file,
-    schema_columns,
-)
+from scripts.backfill.datafiles import fetch_data_file, verify_data_files
+from scripts.backfill.manifest import DataFile, Manifest, S3ClientFactory, schema_columns
 from scripts.backfill.rows import InventoryRow, ListingRows, RowReader, open_rows
 
 OpenedInput = tuple[RowReader, Iterator[InventoryRow]]
 Opener = Callable[[InputProgress, Path], OpenedInput]
 """Opens an input where its checkpoint says it stopped (downloading it into the path)."""
+Verifier = Callable[[Collection[str], Callable[[], bool]], None]
+"""Checks every input but the named (finished) ones before anything is sent, until the
+second argument says stop; raises :class:`scripts.backfill.errors.InventoryError`
+naming the first damaged one."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,10 @@ class Source:
     """Normalised column names (``lastmodifieddate``, ...); None if the input does not say."""
     format: str
     notes: tuple[str, ...] = ()
+    verify: Verifier | None = None
+    """The pre-pass over the inputs (an inventory's MD5s); None when there is none."""
+    verify_bytes: int = 0
+    """What the pre-pass reads, for the operator's note."""
 
 
 def manifest_source(manifest: Manifest, s3: S3ClientFactory) -> Source:
@@ -76,6 +79,8 @@ def manifest_source(manifest: Manifest, s3: S3ClientFactory) -> Source:
         columns=schema_columns(manifest),
         format=manifest.file_format,
         notes=notes,
+        verify=lambda skip, stop: verify_data_files(manifest, s3, skip=skip, stop=stop),
+        verify_bytes=manifest.total_bytes,
     )
 
 

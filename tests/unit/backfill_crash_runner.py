@@ -6,8 +6,9 @@ is in the queue, the script has not seen the answer yet) and, once N were answer
 and a checkpoint exists in the working directory, sends the process SIGKILL
 (``kill``: nothing runs after it, as with ``kill -9``) or SIGINT (``int``: as Ctrl-C;
 ``int2``: Ctrl-C, and again on the next answered call, to quit at once).
-N = 0 never stops. The fault sits at the network edge; the
-backfill code runs unmodified.
+``late``: Ctrl-C, and again once the backfill's ``main`` has returned (after the
+summary, while the process exits). N = 0 never stops. The fault sits at the network
+edge; the backfill code runs unmodified.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def main() -> int:
     setattr(boto3.session.Session, "__init__", init)  # noqa: B010 - a test/bench hook
     from scripts.backfill.cli import main as backfill
 
-    return backfill(argv)
+    code = backfill(argv)
+    if how == "late":
+        os.kill(os.getpid(), signal.SIGINT)
+    return code
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ CSV_COLUMNS = (
     "LastModifiedDate",
     "ETag",
     "StorageClass",
+    "IntelligentTieringAccessTier",
 )
 CURRENT_ONLY_COLUMNS = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag", "StorageClass")
 
@@ -56,6 +57,9 @@ class Obj:
     is_latest: bool = True
     is_delete_marker: bool = False
     last_modified: datetime = field(default_factory=lambda: datetime(2024, 3, 1, tzinfo=UTC))
+    storage_class: str = "STANDARD"
+    access_tier: str | None = None
+    """Intelligent-Tiering only: ``FREQUENT_ACCESS`` ... ``DEEP_ARCHIVE_ACCESS``."""
 
     @property
     def e_tag(self) -> str | None:
@@ -81,7 +85,8 @@ def _csv_value(obj: Obj, column: str, bucket: str) -> str:
         "Size": "" if obj.size is None or obj.is_delete_marker else str(obj.size),
         "LastModifiedDate": obj.last_modified.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "ETag": obj.e_tag or "",
-        "StorageClass": "" if obj.is_delete_marker else "STANDARD",
+        "StorageClass": "" if obj.is_delete_marker else obj.storage_class,
+        "IntelligentTieringAccessTier": obj.access_tier or "",
     }
     return str(values[column])
 
@@ -109,7 +114,8 @@ def _arrow_table(objs: Sequence[Obj], bucket: str) -> pa.Table:
                 [o.last_modified for o in objs], pa.timestamp("ms", tz="UTC")
             ),
             "e_tag": pa.array([o.e_tag for o in objs], pa.string()),
-            "storage_class": pa.array(["STANDARD"] * len(objs), pa.string()),
+            "storage_class": pa.array([o.storage_class for o in objs], pa.string()),
+            "intelligent_tiering_access_tier": pa.array([o.access_tier for o in objs], pa.string()),
         }
     )
 
@@ -119,11 +125,12 @@ PARQUET_SCHEMA = (
     "optional binary version_id (STRING);  optional boolean is_latest;  optional boolean "
     "is_delete_marker;  optional int64 size;  optional int64 last_modified_date "
     "(TIMESTAMP(MILLIS,true));  optional binary e_tag (STRING);  optional binary storage_class "
-    "(STRING);}"
+    "(STRING);  optional binary intelligent_tiering_access_tier (STRING);}"
 )
 ORC_SCHEMA = (
     "struct<bucket:string,key:string,version_id:string,is_latest:boolean,is_delete_marker:"
-    "boolean,size:bigint,last_modified_date:timestamp,e_tag:string,storage_class:string>"
+    "boolean,size:bigint,last_modified_date:timestamp,e_tag:string,storage_class:string,"
+    "intelligent_tiering_access_tier:string>"
 )
 
 

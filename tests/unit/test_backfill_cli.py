@@ -301,7 +301,9 @@ def test_error_damaged_data_files_send_nothing_from_them(
                 Key=report.manifest_key.replace(".json", ".checksum"),
                 Body=hashlib.md5(manifest).hexdigest().encode(),
             )
-        code, summary, err = _run(capsys, uri, *CLI_BASE)
+        # without the MD5 pre-pass (test_backfill_integrity checks it), as gzip damage
+        # at the source must be handled anyway: found while the file is read
+        code, summary, err = _run(capsys, uri, *CLI_BASE, "--no-verify-first")
         sent = bs.drain(sqs, url)
         checkpoint = json.loads((aws_env / "imgsearch-backfill.checkpoint.json").read_text())
     needle = {"missing": "does not exist", "md5": "does not match", "gzip": "not valid gzip"}[

@@ -13,14 +13,9 @@ import pytest
 from moto import mock_aws
 
 from imgsearch.s3uri import S3Uri
+from scripts.backfill.datafiles import fetch_data_file
 from scripts.backfill.errors import InventoryError
-from scripts.backfill.manifest import (
-    Manifest,
-    fetch_data_file,
-    load_manifest,
-    resolve_manifest,
-    schema_columns,
-)
+from scripts.backfill.manifest import Manifest, load_manifest, resolve_manifest, schema_columns
 from scripts.backfill.rows import InventoryRow, ListingRows, open_rows
 from tests.unit import backfill_support as bs
 from tests.unit.backfill_support import Obj, aws_env

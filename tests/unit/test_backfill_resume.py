@@ -68,8 +68,10 @@ def world(moto_server: str, tmp_path: Path) -> dict[str, Any]:
     return {"env": env, "sqs": sqs, "url": url, "manifest": manifest, "cwd": tmp_path}
 
 
-def _backfill(world: dict[str, Any], stop_after: int, how: str) -> tuple[int, dict[str, Any]]:
-    args = [world["manifest"], *bs.CLI_BASE, "--concurrency", str(CONCURRENCY)]
+def _backfill(
+    world: dict[str, Any], stop_after: int, how: str, *extra: str
+) -> tuple[int, dict[str, Any]]:
+    args = [world["manifest"], *bs.CLI_BASE, "--concurrency", str(CONCURRENCY), *extra]
     proc = subprocess.run(
         [
             sys.executable,
@@ -88,6 +90,7 @@ def _backfill(world: dict[str, Any], stop_after: int, how: str) -> tuple[int, di
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     summary = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    world["stderr"] = proc.stderr
     return proc.returncode, summary
 
 
@@ -153,7 +156,8 @@ def test_resume_after_ctrl_c_resends_nothing(world: dict[str, Any]) -> None:
 
 def test_second_ctrl_c_quits_at_once_and_still_resumes_cleanly(world: dict[str, Any]) -> None:
     code, summary = _backfill(world, stop_after=3, how="int2")
-    assert code == 130 and summary == {}  # quit without waiting: no summary
+    assert code == 130  # quit without waiting, but the summary still says how far it got
+    assert summary["status"] == "interrupted" and summary["stopped_by"] == "SIGINT"
     cp = _checkpoint(world)
     acknowledged = _acknowledged_rows(cp)
     assert 0 < acknowledged <= _in_queue(world) <= acknowledged + 2 * CONCURRENCY * 10
@@ -161,3 +165,18 @@ def test_second_ctrl_c_quits_at_once_and_still_resumes_cleanly(world: dict[str, 
     code, second = _backfill(world, stop_after=0, how="never")
     assert code == 0 and second["sent"] == len(OBJECTS) - acknowledged
     _assert_each_object_once(world)
+
+
+def test_a_ctrl_c_after_the_summary_keeps_exit_status_130(world: dict[str, Any]) -> None:
+    code, summary = _backfill(world, stop_after=3, how="late")
+    assert code == 130 and summary["status"] == "interrupted"  # not -2 (killed by SIGINT)
+
+
+def test_the_last_progress_line_after_ctrl_c_shows_how_far_it_read(world: dict[str, Any]) -> None:
+    # one batch at a time: the stop lands inside the first data file
+    progress = ("--progress", "log", "--log-interval", "60", "--concurrency", "1")
+    code, summary = _backfill(world, 3, "int", *progress)
+    assert code == 130 and summary["inputs"]["done"] == 0
+    last = [line for line in world["stderr"].splitlines() if line.startswith("backfill: ")][-1]
+    percent = float(last.split("%")[0].removeprefix("backfill: "))
+    assert 0.0 < percent < 100.0, last  # not "0.0%": the first data file was read
