@@ -92,6 +92,36 @@ demo: install ## the whole pipeline on this machine, no AWS account
 local: install ## just the local cloud, for the AWS CLI / scripts in another terminal
 	$(PY) -m localcloud
 
+# ---------------------------------------------------------------- smoke
+# The end-to-end acceptance (README "Smoke test"). `make smoke`: on a fresh local cloud,
+# started as `make local` starts it and stopped at the end. `make smoke AWS=1` (or
+# SMOKE_STACK=imgsearch-smoke-<id>): deploys a smoke stack of its own, recorded in
+# .local/smoke-stack.json, and runs the same steps on it; `make smoke-destroy` removes
+# only that recorded stack. CDK_ARGS (-c key=value) reach the cloud, the deploy and the run.
+.PHONY: smoke smoke-destroy
+SMOKE_ENV := .local/smoke-localcloud.env
+SMOKE_LOG := .local/smoke-localcloud.log
+smoke: $(if $(AWS)$(SMOKE_STACK),build,install) ## end-to-end acceptance: local cloud, or AWS=1
+ifeq ($(strip $(AWS)$(SMOKE_STACK)),)
+	@mkdir -p .local; rm -f $(SMOKE_ENV); \
+	$(PY) -m localcloud --env-file $(SMOKE_ENV) --log-file .local/smoke-lambda.log \
+	  $(CDK_ARGS) >$(SMOKE_LOG) 2>&1 & cloud=$$!; \
+	trap 'kill -TERM $$cloud 2>/dev/null; wait $$cloud; rm -f $(SMOKE_ENV)' EXIT; \
+	for i in $$(seq 240); do [ -s $(SMOKE_ENV) ] && break; kill -0 $$cloud 2>/dev/null || break; \
+	  sleep 0.5; done; \
+	if [ ! -s $(SMOKE_ENV) ]; then \
+	  echo "smoke: the local cloud did not start within 120 s (see $(SMOKE_LOG)):"; \
+	  tail -n 5 $(SMOKE_LOG); exit 2; fi; \
+	. $(SMOKE_ENV) && $(PY) -m scripts.smoke run $(CDK_ARGS)
+else
+	@args=$$($(PY) -m scripts.smoke plan $(if $(SMOKE_STACK),--stack $(SMOKE_STACK)) $(CDK_ARGS)) && \
+	$(CDK) deploy --require-approval never $(CDK_ARGS) $$args && \
+	$(PY) -m scripts.smoke run --aws $(CDK_ARGS)
+endif
+
+smoke-destroy: install ## removes the smoke stack `make smoke AWS=1` recorded, and nothing else
+	$(PY) -m scripts.smoke destroy
+
 bench: build
 	$(PY) -m bench.run_all
 
