@@ -7,7 +7,7 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from imgsearch.blueprint import StackOutputs
+from imgsearch.blueprint import StackOutputs, deployed_config_json
 from imgsearch.config import PipelineConfig
 from infra.nag import suppress_reviewed_findings
 from infra.pipeline import ImageSearchPipeline
@@ -41,6 +41,7 @@ class ImageSearchPipelineStack(cdk.Stack):
             dashboard_url=dashboard_url,
             embedder_function_name=functions.embedder.function_name,
             router_function_name=functions.router.function_name,
+            deployed_config=deployed_config_json(config),
         )
         for key, value in outputs.as_outputs().items():
             cdk.CfnOutput(self, key, value=value)

@@ -22,6 +22,7 @@ from imgsearch.blueprint import (
     VECTOR_DATA_TYPE,
     VECTOR_ENCRYPTION,
     StackOutputs,
+    deployed_config_json,
     inventory_configuration,
 )
 from imgsearch.config import PipelineConfig
@@ -59,6 +60,8 @@ class ProvisionedStack:
     router_dlq_url: str
     router_function: str
     embedder_function: str
+    deployed_config: str
+    """The ``DeployedConfig`` output, from the config the local cloud was built with."""
 
     def outputs(self) -> StackOutputs:
         """The stack outputs the scripts read, as the deployed stack publishes them."""
@@ -74,6 +77,7 @@ class ProvisionedStack:
             dashboard_url=f"{self.endpoint}/_localcloud/status",
             embedder_function_name=self.embedder_function,
             router_function_name=self.router_function,
+            deployed_config=self.deployed_config,
         )
 
 
@@ -182,6 +186,7 @@ def provision(
         router_dlq_url=router_dlq_url,
         router_function=router_fn,
         embedder_function=embedder_fn,
+        deployed_config=deployed_config_json(effective),
     )
     publish_stack(cloudformation, stack)
     return stack, effective

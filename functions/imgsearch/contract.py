@@ -36,6 +36,8 @@ class OutputKeys:
     dashboard_url: str = "DashboardUrl"
     embedder_function_name: str = "EmbedderFunctionName"
     router_function_name: str = "RouterFunctionName"
+    deployed_config: str = "DeployedConfig"
+    """JSON of the deployed settings the scripts must share (``blueprint.DEPLOYED_FIELDS``)."""
 
 
 OUTPUTS = OutputKeys()

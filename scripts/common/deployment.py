@@ -6,19 +6,24 @@ authoritative (a created source bucket has a generated name that only the stack 
 Without a stack (the local cloud, a stack deployed under another name, no
 ``cloudformation:DescribeStacks`` permission) the names come from the config, as the
 stack would have named them, and the queue URL from ``GetQueueUrl``. An explicit
-command-line value beats both.
+command-line value beats both. The settings the Lambdas run with come from the stack
+too (:meth:`Deployment.settle`, see ``scripts.common.deployed_config``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from functools import cached_property
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsearch.aws_errors import error_code
-from imgsearch.config import PipelineConfig
+from imgsearch.blueprint import parse_deployed_config
+from imgsearch.config import ConfigError, PipelineConfig
 from imgsearch.contract import OUTPUTS
 from scripts.common.cli import CREDENTIAL_ERRORS, Clients, describe_aws_error
+from scripts.common.deployed_config import apply_deployed
 from scripts.common.errors import DeploymentError
 
 QUEUE_MISSING_CODES = frozenset(
@@ -72,6 +77,37 @@ class Deployment:
             if "OutputKey" in o and "OutputValue" in o
         }
 
+    # ------------------------------------------------------------------ the deployed config
+
+    @cached_property
+    def deployed_config(self) -> dict[str, Any]:
+        """The settings the stack was deployed with (its ``DeployedConfig`` output), or
+        ``{}`` without a readable stack (or one deployed before the output existed)."""
+        text = self.outputs.get(OUTPUTS.deployed_config)
+        if not text:
+            if self.outputs:
+                self.notes.append(
+                    f"stack {self.cfg.stack_name!r} has no {OUTPUTS.deployed_config} output "
+                    "(deployed by an older version); using the local config: redeploy"
+                )
+            return {}
+        try:
+            return parse_deployed_config(text)
+        except ConfigError as exc:
+            raise DeploymentError(f"stack {self.cfg.stack_name!r}: {exc}; redeploy") from exc
+
+    def settle(self, given: Mapping[str, str], *, exempt: Collection[str] = ()) -> PipelineConfig:
+        """The config to run with: the local one with the deployed settings in it.
+
+        ``given`` are the operator's deliberate settings (see
+        :func:`scripts.common.deployed_config.given_settings`); one that differs from the
+        deployed value is refused. Later lookups here use the settled config too.
+        """
+        cfg, notes = apply_deployed(self.cfg, self.deployed_config, given, exempt=exempt)
+        self.notes.extend(notes)
+        self.cfg = cfg
+        return cfg
+
     # ------------------------------------------------------------------ names
 
     def queue_url(self, explicit: str | None = None) -> str:
@@ -90,6 +126,15 @@ class Deployment:
         if url:
             return url
         return self._queue_url_by_name(self.cfg.dlq_name)
+
+    def router_dlq_url(self, explicit: str | None = None) -> str:
+        """The router's dead-letter queue (S3 events it failed to enqueue)."""
+        if explicit:
+            return explicit
+        url = self.outputs.get(OUTPUTS.router_dlq_url)
+        if url:
+            return url
+        return self._queue_url_by_name(self.cfg.router_dlq_name)
 
     def source_bucket(self, explicit: str | None = None) -> str | None:
         """The bucket the pipeline indexes, or None when nothing names it."""

@@ -11,11 +11,13 @@ import argparse
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from imgsearch.blueprint import INDEX_FIELDS
 from imgsearch.config import PipelineConfig
 from imgsearch.s3uri import parse_s3_uri
 from imgsearch.vectors import VectorIndex
 from scripts.common.cli import Clients, clients_from_args, config_from_args
 from scripts.common.console import note
+from scripts.common.deployed_config import given_settings
 from scripts.common.deployment import Deployment
 from scripts.common.errors import CliError
 from scripts.ops.failure_log import LogLookup, embedder_log_group
@@ -37,10 +39,32 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cfg: PipelineConfig = config_from_args(args)
-        self.clients: Clients = clients_from_args(args, self.cfg)
-        self.deployment = Deployment(self.cfg, self.clients)
+        self.local_cfg: PipelineConfig = config_from_args(args)
+        """cdk.json and ``-c``, before the deployed settings replace theirs (:attr:`cfg`)."""
+        self.clients: Clients = clients_from_args(args, self.local_cfg)
+        self.deployment = Deployment(self.local_cfg, self.clients)
         self._notes_shown = 0
+
+    @cached_property
+    def cfg(self) -> PipelineConfig:
+        """The config with the deployed settings (``Deployment.settle``), read on first use.
+
+        ``--index``/``--vector-bucket`` naming another index than the deployed one: its
+        model and dimension are the operator's (``-c``), not the deployment's.
+        """
+        deployed = self.deployment.deployed_config
+        other_index = any(
+            value and value != deployed.get(key)
+            for key, value in (
+                ("index_name", getattr(self.args, "index", None)),
+                ("vector_bucket_name", getattr(self.args, "vector_bucket", None)),
+            )
+        )
+        cfg = self.deployment.settle(
+            given_settings(self.args), exempt=INDEX_FIELDS if other_index else ()
+        )
+        self.show_notes()
+        return cfg
 
     def show_notes(self) -> None:
         for line in self.deployment.notes[self._notes_shown :]:
