@@ -17,7 +17,13 @@ class ServiceLimits:
     metadata_max_keys: int = 50
     non_filterable_keys_max: int = 10
     vector_key_max_chars: int = 1024
-    query_top_k_max: int = 100
+    query_top_k_max: int = 10_000
+    """``topK`` of one ``QueryVectors`` (10,000 since June 2026, 100 before; S3 User Guide,
+    "Limitations and restrictions"). Above the page size, results come in pages."""
+    query_page_max_results: int = 100
+    """Results per ``QueryVectors`` page: not published ("when topK exceeds the page size,
+    results are returned across multiple pages", S3 User Guide, "Querying vectors"), so
+    callers follow ``nextToken`` whatever the page size; the local cloud pages at 100."""
     get_vectors_max_keys: int = 100
     delete_vectors_max_keys: int = 500
     # Amazon Bedrock

@@ -340,7 +340,13 @@ class VectorIndex:
         return_metadata: bool = True,
         return_distance: bool = True,
     ) -> list[dict[str, Any]]:
-        """Nearest vectors: ``[{"key", "distance"?, "metadata"?}]``, closest first."""
+        """Nearest vectors: ``[{"key", "distance"?, "metadata"?}]``, closest first.
+
+        Above the service's page size the results come in pages: the same request is
+        sent again with each ``nextToken`` until the token is absent or ``top_k``
+        results are in (S3 User Guide, "Querying vectors"). A key seen on an earlier
+        page is not repeated (writes between pages may move a vector).
+        """
         if not 1 <= top_k <= LIMITS.query_top_k_max:
             raise ValueError(f"top_k must be 1..{LIMITS.query_top_k_max}, got {top_k}")
         validate_vector(vector, dimension=self.dimension, distance_metric=self.distance_metric)
@@ -353,5 +359,13 @@ class VectorIndex:
         }
         if filter:
             request["filter"] = filter
-        response = self.client.query_vectors(**request)
-        return [dict(v) for v in response.get("vectors") or []]
+        results: dict[str, dict[str, Any]] = {}
+        while True:
+            response = self.client.query_vectors(**request)
+            for hit in response.get("vectors") or []:
+                results.setdefault(str(hit["key"]), dict(hit))
+            token = response.get("nextToken")
+            if not token or len(results) >= top_k:
+                break
+            request["nextToken"] = token
+        return list(results.values())[:top_k]

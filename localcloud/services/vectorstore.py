@@ -10,6 +10,11 @@ top-k, cosine distance (1 - cosine similarity) or euclidean distance.
 Request validation follows the documented limits in :data:`imgsearch.limits.LIMITS` and
 answers ``ValidationException`` like the service: wrong dimension, NaN/infinite values,
 zero vectors in a cosine index, too many vectors, metadata over the size or key limits.
+``QueryVectors`` answers in pages of ``LIMITS.query_page_max_results`` with a
+``nextToken``, as the service does when topK exceeds its page size (S3 User Guide,
+"Querying vectors"): a caller that ignores the token gets only the first page. The
+results are ranked once, on the first request; a token must come back with the same
+``queryVector``, ``topK`` and ``filter`` and expires after ``QUERY_TOKEN_SECONDS``.
 Metadata sizes are measured as the UTF-8 length of the compact JSON of each key and
 value; the service does not document its exact byte accounting.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +40,10 @@ from localcloud.services.metadata_filter import compile_filter
 LIST_DEFAULT_MAX_RESULTS = 500
 LIST_MAX_RESULTS = 1000
 SEGMENT_COUNT_MAX = 16
+QUERY_TOKEN_SECONDS = 300
+"""How long a QueryVectors token stays valid ("several minutes" in the S3 User Guide)."""
+QUERY_SESSIONS_MAX = 256
+"""Unfinished paged queries kept per index; the oldest is dropped beyond this."""
 
 
 def metadata_sizes(metadata: Mapping[str, Any], non_filterable: frozenset[str]) -> tuple[int, int]:
@@ -110,6 +120,29 @@ class _Listing:
     position: int = 0
 
 
+_Ranked = list[tuple[str, float, dict[str, Any]]]
+"""A ranked query's results: (key, distance, metadata), closest first."""
+
+
+@dataclass
+class _QueryPages:
+    """The rest of a ranked query, for the requests that bring its ``nextToken``."""
+
+    fingerprint: str
+    results: _Ranked
+    expires: float
+    position: int = 0
+
+
+def _query_fingerprint(request: Mapping[str, Any]) -> str:
+    """What a follow-up request must repeat: ``queryVector``, ``topK`` and ``filter``."""
+    return json.dumps(
+        [request.get("queryVector"), request.get("topK"), request.get("filter")],
+        sort_keys=True,
+        default=str,
+    )
+
+
 @dataclass
 class IndexData:
     """The vectors of one index. Thread-safe (the front server is threaded)."""
@@ -117,6 +150,7 @@ class IndexData:
     dimension: int
     distance_metric: str
     non_filterable: frozenset[str] = frozenset()
+    page_size: int = LIMITS.query_page_max_results
     _rows: dict[str, int] = field(default_factory=dict)
     _keys: list[str | None] = field(default_factory=list)
     _metadata: list[dict[str, Any]] = field(default_factory=list)
@@ -124,6 +158,7 @@ class IndexData:
     _matrix: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     _alive: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
     _listings: dict[str, _Listing] = field(default_factory=dict)
+    _queries: dict[str, _QueryPages] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -286,15 +321,62 @@ class IndexData:
         query = _check_vector(
             request.get("queryVector"), self.dimension, self.distance_metric, "queryVector"
         )
-        predicate = None
-        if request.get("filter") is not None:
-            predicate = compile_filter(request["filter"], self.non_filterable)
         want_distance = bool(request.get("returnDistance"))
         want_metadata = bool(request.get("returnMetadata"))
+        token = request.get("nextToken")
+        if token is not None:
+            pages = self._resume(str(token), request)
+        else:
+            predicate = None
+            if request.get("filter") is not None:
+                predicate = compile_filter(request["filter"], self.non_filterable)
+            pages = _QueryPages(
+                _query_fingerprint(request),
+                self._rank(query, top_k, predicate),
+                time.monotonic() + QUERY_TOKEN_SECONDS,
+            )
+        page = pages.results[pages.position : pages.position + self.page_size]
+        pages.position += len(page)
+        out: dict[str, Any] = {"vectors": [], "distanceMetric": self.distance_metric}
+        for key, distance, metadata in page:
+            entry: dict[str, Any] = {"key": key}
+            if want_distance:
+                entry["distance"] = distance
+            if want_metadata:
+                entry["metadata"] = metadata
+            out["vectors"].append(entry)
+        with self._lock:
+            if pages.position < len(pages.results):
+                while len(self._queries) >= QUERY_SESSIONS_MAX:
+                    self._queries.pop(next(iter(self._queries)))
+                next_token = uuid.uuid4().hex
+                self._queries[next_token] = pages
+                out["nextToken"] = next_token
+        return out
+
+    def _resume(self, token: str, request: Mapping[str, Any]) -> _QueryPages:
+        fingerprint = _query_fingerprint(request)
+        with self._lock:
+            pages = self._queries.get(token)
+            if pages is None or pages.expires < time.monotonic():
+                self._queries.pop(token, None)
+                raise validation(
+                    "nextToken: the token is invalid or has expired; re-issue the query"
+                )
+            if pages.fingerprint != fingerprint:
+                raise validation(
+                    "nextToken: the request must repeat the queryVector, topK and filter of "
+                    "the query that returned the token"
+                )
+            del self._queries[token]  # one page per token: the next one has its own
+        return pages
+
+    def _rank(self, query: NDArray[np.float32], top_k: int, predicate: Any) -> _Ranked:
+        """The ``top_k`` nearest live vectors passing ``predicate``: (key, distance, metadata)."""
         with self._lock:
             n = len(self._keys)
             if n == 0 or not self._rows:
-                return {"vectors": [], "distanceMetric": self.distance_metric}
+                return []
             matrix = self._matrix[:n]
             alive = self._alive[:n].copy()
             if predicate is not None:
@@ -309,18 +391,12 @@ class IndexData:
             distances[~alive] = np.inf
             k = min(top_k, int(alive.sum()))
             if k == 0:
-                return {"vectors": [], "distanceMetric": self.distance_metric}
+                return []
             best = np.argpartition(distances, k - 1)[:k]
             best = best[np.argsort(distances[best], kind="stable")]
-            results = []
-            for row in best:
-                entry: dict[str, Any] = {"key": self._keys[row]}
-                if want_distance:
-                    entry["distance"] = float(distances[row])
-                if want_metadata:
-                    entry["metadata"] = self._metadata[row]
-                results.append(entry)
-        return {"vectors": results, "distanceMetric": self.distance_metric}
+            return [
+                (str(self._keys[row]), float(distances[row]), self._metadata[row]) for row in best
+            ]
 
 
 def _distances(

@@ -114,6 +114,8 @@ class VerifyReport:
 
 
 FINDING_KINDS = ("missing", "outdated", "orphan", "unselected", "failed")
+MAY_BE_QUEUED = frozenset({"missing", "outdated"})
+"""Findings a message still in the queue would resolve (the "changed recently" note)."""
 FAILURE_LOOKUPS_MAX = 200
 """Missing objects checked against the embedder's logs per run (one log query each)."""
 
@@ -368,10 +370,12 @@ def verify(
         chosen, report.objects_listed = reservoir(stream, sample, rng)
         check_objects(chosen, index, report, now, failures)
         check_vectors_sample(s3, index, sample, selection, report, rng)
-    recent = sum(1 for f in report.findings if f.recent)
+    # Only a missing or outdated vector can still be on its way; a recorded failure, an
+    # orphan or an unselected vector is final whenever its object changed.
+    recent = sum(1 for f in report.findings if f.recent and f.kind in MAY_BE_QUEUED)
     if recent:
         report.notes.append(
-            f"{recent} of the findings concern objects changed in the last "
+            f"{recent} missing or outdated vector(s) belong to objects changed in the last "
             f"{RECENT_SECONDS // 60} min: they may still be in the queue"
         )
     return report

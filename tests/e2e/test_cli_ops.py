@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,8 @@ def test_delete_one_vector_then_verify_fix_restores_it(cloud: LocalCloud, capsys
     }
     assert report["findings"][0]["uri"] == uri
     assert (report["objects_checked"], report["vectors_checked"]) == (3, 2)
+    # The object was uploaded a moment ago, so its missing vector may still be queued.
+    assert "1 missing or outdated vector(s) belong to objects changed in the last" in found.err
 
     fixed = run_cli(cloud, capsys, "verify", "--all", "--fix")
     assert fixed.code == 0, fixed.err
@@ -129,6 +132,8 @@ def test_verify_tells_recorded_permanent_failures_from_missing_vectors(
     assert found["counts"]["failed"] == 1 and found["counts"]["missing"] == 0
     assert found["findings"][0]["uri"] == broken
     assert found["findings"][0]["detail"].startswith("permanent failure: ")
+    # Changed a moment ago, yet nothing is queued: a recorded failure is final.
+    assert "may still be in the queue" not in run.err
 
     fixed = run_cli(cloud, capsys, "verify", "--all", "--fix")
     assert fixed.code == 0 and "enqueued 0 repair message(s)" in fixed.out
@@ -285,3 +290,64 @@ def test_status_reports_backlog_age_and_watch(
         run_cli(cloud, capsys, "status", "--watch", "0").one_line_error("--watch 0")
         run = run_cli(cloud, capsys, "status", "--queue-url", cloud.resources.queue_url + "-nope")
         assert run.code == 2 and "Traceback" not in run.err
+
+
+_QUEUE_SETTINGS = (
+    "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit",
+    "VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "DelaySeconds",
+    "MaximumMessageSize", "ReceiveMessageWaitTimeSeconds",
+)  # fmt: skip
+
+
+def test_router_dlq_list_and_redrive_through_the_enqueue_path(
+    cloud: LocalCloud, capsys: Capsys
+) -> None:
+    """While the queue is gone the router fails; its DLQ keeps the events for a redrive."""
+    sqs = cloud.client("sqs")
+    bucket = cloud.resources.source_bucket
+    queue_url, router_dlq = cloud.resources.queue_url, cloud.resources.router_dlq_url
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    sqs.delete_queue(QueueUrl=queue_url)
+    upload(cloud, "photos/late-1.jpg", photo_jpeg("rocket", 96))
+    upload(cloud, "photos/late-2.jpg", photo_jpeg("coffee", 96))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        depth = sqs.get_queue_attributes(
+            QueueUrl=router_dlq, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        if int(depth) == 2:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the router's failed events did not reach its DLQ")
+    recreated = sqs.create_queue(
+        QueueName=cloud.cfg.queue_name,
+        Attributes={k: v for k, v in attributes.items() if k in _QUEUE_SETTINGS},
+    )
+    assert recreated["QueueUrl"] == queue_url
+
+    run = run_cli(cloud, capsys, "dlq", "list", "--router", "--output", "json")
+    assert run.code == 0, run.err
+    listing = _json(run.out)
+    assert listing["depth"] == 2 and listing["listed"] == 2
+    objects = sorted(o for m in listing["messages"] for o in m["objects"])
+    assert objects == [f"upsert s3://{bucket}/photos/late-{i}.jpg" for i in (1, 2)]
+    assert all("SendMessageBatch" in m["why"] for m in listing["messages"]), listing
+    table = run_cli(cloud, capsys, "dlq", "list", "--router")
+    assert "2 event(s) in" in table.out and "photos/late-1.jpg" in table.out
+    # The embedding queue's DLQ is another queue, and still empty.
+    assert "is empty" in run_cli(cloud, capsys, "dlq", "list").out
+
+    bad = run_cli(cloud, capsys, "dlq", "redrive", "--router", "--wait")
+    bad.one_line_error("--rate and --wait are for SQS's move task")
+    run = run_cli(cloud, capsys, "dlq", "redrive", "--router")
+    assert run.code == 0, run.err
+    assert "re-enqueued the objects of 2 of 2 event(s)" in run.out
+    assert "(2 message(s) to the queue)" in run.out
+    cloud.wait_idle(60)
+    keys = cloud.vector_keys()
+    assert {vector_key(bucket, f"photos/late-{i}.jpg") for i in (1, 2)} <= keys
+    empty = run_cli(cloud, capsys, "dlq", "redrive", "--router")
+    assert empty.code == 0 and "nothing to redrive" in empty.out
+    assert "is empty" in run_cli(cloud, capsys, "dlq", "list", "--router").out
+    assert_accounted(cloud)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
+from imgsearch.images import ImageInfo
 from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
+from imgsearch.vectors import NON_FILTERABLE_KEYS, VectorIndex, VectorRecord, build_metadata
 from localcloud.cloud import LocalCloud
 from tests.e2e.cli_harness import (
     CliRun,
@@ -132,13 +135,17 @@ def test_get_shows_metadata_without_embedding(seeded_cloud: LocalCloud, capsys: 
 
     missing = run_cli(seeded_cloud, capsys, "get", f"s3://{bucket}/colours/nothing.jpg")
     assert missing.code == 1
-    missing.one_line_error("no vector for", "colours/nothing.jpg")
+    line = missing.one_line_error("no vector for", "colours/nothing.jpg", "imgsearch verify")
+    assert "status" not in line and "dlq" not in line  # neither names a recorded failure
 
 
 @pytest.mark.parametrize(
     ("argv", "fragments"),
     [
-        (["--text", "x", "--k", str(LIMITS.query_top_k_max + 1)], ["--k 101", "1..100"]),
+        (
+            ["--text", "x", "--k", str(LIMITS.query_top_k_max + 1)],
+            [f"--k {LIMITS.query_top_k_max + 1}", f"1..{LIMITS.query_top_k_max}"],
+        ),
         (["--text", "x", "--k", "0"], ["--k 0"]),
         (["--text", "x", "--filter", "{not json"], ["--filter: not valid JSON"]),
         (["--text", "x", "--filter", '{"colour": "red"}'], ["unknown metadata key 'colour'"]),
@@ -233,10 +240,11 @@ def test_index_of_another_dimension_and_an_empty_index(
     # problem left is that nothing is in it.
     run = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--index", "empty-wide")
     run.one_line_error("index 'empty-wide'", "is empty")
+    too_many = str(LIMITS.query_top_k_max + 1)
     bad_k = run_cli(
-        seeded_cloud, capsys, "search", "--text", "red", "--index", "empty-wide", "--k", "500"
+        seeded_cloud, capsys, "search", "--text", "red", "--index", "empty-wide", "--k", too_many
     )
-    bad_k.one_line_error("--k 500")
+    bad_k.one_line_error(f"--k {too_many}")
     assert_accounted(seeded_cloud)
 
 
@@ -304,3 +312,46 @@ def test_a_large_s3_query_image_goes_by_s3_location(
     run_cli(seeded_cloud, capsys, "search", "--image", str(local)).one_line_error(
         "big.jpg", "upload it to S3"
     )
+
+
+def test_more_results_than_one_page_come_from_every_page(
+    seeded_cloud: LocalCloud, capsys: Capsys
+) -> None:
+    """Above the page size QueryVectors answers in pages: k results need every nextToken."""
+    cfg = seeded_cloud.cfg
+    client = seeded_cloud.client("s3vectors")
+    bucket = seeded_cloud.resources.source_bucket
+    client.create_index(
+        vectorBucketName=seeded_cloud.resources.vector_bucket,
+        indexName="paged",
+        dataType="float32",
+        dimension=cfg.dimension,
+        distanceMetric="cosine",
+        metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
+    )
+    index = VectorIndex(client, seeded_cloud.resources.vector_bucket, "paged")
+    count = LIMITS.query_page_max_results + 30
+    rng = random.Random(11)
+    records = []
+    for i in range(count):
+        key = f"many/{i:03d}.jpg"
+        data = [rng.uniform(-1, 1) for _ in range(cfg.dimension)]
+        metadata = build_metadata(
+            bucket=bucket, key=key, image=ImageInfo("jpeg", 10, 10), size=100, etag="0" * 32,
+            model_id=cfg.model_id, ingested_at="2026-01-01T00:00:00.000Z",
+        )  # fmt: skip
+        records.append(VectorRecord(vector_key(bucket, key), data, metadata))
+    index.put(records)
+
+    run = run_cli(
+        seeded_cloud, capsys, "search", "--text", "red", "--index", "paged", "--k", str(count),
+        "--output", "json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    results = _json(run.out)["results"]
+    assert isinstance(results, list)
+    assert len(results) == count
+    assert len({r["key"] for r in results}) == count
+    assert [r["rank"] for r in results] == list(range(1, count + 1))
+    distances = [r["distance"] for r in results]
+    assert distances == sorted(distances)

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import uvicorn
 
+from imgsearch.limits import LIMITS
 from localcloud.cloud import LocalCloud
 from scripts.imgsearch.commands.serve import web_context
 from scripts.imgsearch.context import Context
@@ -122,7 +123,7 @@ def test_image_upload_api_and_prefix_filter(served: Served) -> None:
 
 def test_api_errors_are_json_one_liners(served: Served) -> None:
     for params, fragment in (
-        ({"text": "x", "k": 500}, "--k 500"),
+        ({"text": "x", "k": LIMITS.query_top_k_max + 1}, f"--k {LIMITS.query_top_k_max + 1}"),
         ({"text": "x", "k": "many"}, "whole number"),
         ({"text": ""}, "the query is empty"),
         ({"text": "x", "filter": "{oops"}, "not valid JSON"),
@@ -148,7 +149,7 @@ def test_status_and_info_api(served: Served) -> None:
     assert status["queue"]["total"] == 0 and status["dlq"]["total"] == 0
     assert status["last_hour"]["ImagesEmbedded"] == len(library(served.cloud))
     info = _get(served, "/api/info").json()
-    assert info["index"] == served.cloud.cfg.index_name and info["max_k"] == 100
+    assert info["index"] == served.cloud.cfg.index_name and info["max_k"] == LIMITS.query_top_k_max
     page = _get(served, "/")
     assert page.status_code == 200 and "<title>imgsearch</title>" in page.text
 
@@ -275,7 +276,7 @@ def test_the_page_searches_and_shows_thumbnails(
     assert "not an image the model can search with" in page.text_content("#message")
     assert page.locator(".result").count() == 0
     # The browser itself refuses a k above the service's limit (max from /api/info).
-    page.fill("#k", "500")
+    page.fill("#k", str(LIMITS.query_top_k_max + 1))
     assert page.evaluate("document.getElementById('k').checkValidity()") is False
     page.wait_for_selector("#status dd[data-field='DLQ']")
     assert page.text_content("#status dd[data-field='DLQ']") == "0"

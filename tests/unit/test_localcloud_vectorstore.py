@@ -154,7 +154,8 @@ def test_put_enforces_metadata_limits() -> None:
 def test_query_validation() -> None:
     index = _index()
     _put(index, "a", [1, 0, 0, 0])
-    assert "limit of 100" in _validation(_query, index, [1, 0, 0, 0], 101)
+    over = LIMITS.query_top_k_max + 1
+    assert f"limit of {LIMITS.query_top_k_max}" in _validation(_query, index, [1, 0, 0, 0], over)
     assert "length 4" in _validation(_query, index, [1, 0, 0])
     assert "zero vector" in _validation(_query, index, [0, 0, 0, 0])
     assert "NaN" in _validation(_query, index, [math.nan, 0, 0, 0])
@@ -240,3 +241,50 @@ def test_malformed_filters_are_rejected(document: Any) -> None:
         compile_filter(document)
     assert err.value.code == "ValidationException"
     assert err.value.message.startswith("Invalid filter")
+
+
+# --------------------------------------------------------------------------- paging
+
+
+def test_query_above_the_page_size_answers_in_pages_with_a_next_token() -> None:
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((250, 4)).astype(np.float32)
+    index = _index()
+    for start in range(0, 250, 50):
+        index.put(
+            {
+                "vectors": [
+                    {"key": f"v{i}", "data": {"float32": vectors[i].tolist()}, "metadata": {"n": i}}
+                    for i in range(start, start + 50)
+                ]
+            }
+        )
+    request = {"queryVector": {"float32": [1.0, 0.5, 0.0, 0.0]}, "topK": 230}
+    first = index.query({**request, "returnDistance": True})
+    assert len(first["vectors"]) == LIMITS.query_page_max_results and first["nextToken"]
+    second = index.query({**request, "returnDistance": True, "nextToken": first["nextToken"]})
+    third = index.query({**request, "returnMetadata": True, "nextToken": second["nextToken"]})
+    assert "nextToken" not in third
+    keys = [v["key"] for page in (first, second, third) for v in page["vectors"]]
+    assert len(keys) == len(set(keys)) == 230
+    distances = [v["distance"] for page in (first, second) for v in page["vectors"]]
+    assert distances == sorted(distances)
+    v, q = vectors.astype(np.float64), np.array([1.0, 0.5, 0.0, 0.0])
+    expected = 1 - (v @ q) / (np.linalg.norm(v, axis=1) * np.linalg.norm(q))
+    assert keys == [f"v{i}" for i in np.argsort(expected, kind="stable")[:230]]
+    assert third["vectors"][0]["metadata"] == {"n": int(third["vectors"][0]["key"][1:])}
+    # A token is good for one page, and only with the query that made it.
+    assert "invalid or has expired" in _validation(
+        index.query, {**request, "nextToken": first["nextToken"]}
+    )
+    fresh = index.query(request)
+    assert "must repeat" in _validation(
+        index.query, {**request, "topK": 229, "nextToken": fresh["nextToken"]}
+    )
+    assert "invalid or has expired" in _validation(index.query, {**request, "nextToken": "nope"})
+
+
+def test_query_within_one_page_has_no_token() -> None:
+    index = _index()
+    _put(index, "a", [1, 0, 0, 0])
+    assert "nextToken" not in _query(index, [1, 0, 0, 0], top_k=LIMITS.query_page_max_results)

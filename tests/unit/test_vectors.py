@@ -262,5 +262,56 @@ def test_index_query_shapes_the_request() -> None:
         )
         hits = index.query([0.6, 0.8], top_k=5, filter={"prefix": {"$eq": "cats/"}})
     assert hits == [{"key": "a", "distance": 0.12, "metadata": {"source_key": "x.jpg"}}]
-    with pytest.raises(ValueError, match=r"top_k must be 1\.\.100"):
-        index.query([0.6, 0.8], top_k=101)
+    with pytest.raises(ValueError, match=rf"top_k must be 1\.\.{LIMITS.query_top_k_max}\b"):
+        index.query([0.6, 0.8], top_k=LIMITS.query_top_k_max + 1)
+
+
+def test_index_query_follows_next_token_until_k_results() -> None:
+    """Above the page size QueryVectors answers in pages: the same request plus each token."""
+    client = boto3.client(
+        "s3vectors",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    index = VectorIndex(client, "vectors-test", "images", dimension=2)
+    request = {
+        "vectorBucketName": "vectors-test",
+        "indexName": "images",
+        "queryVector": {"float32": [0.6, 0.8]},
+        "topK": 5,
+        "returnMetadata": True,
+        "returnDistance": True,
+    }
+    with Stubber(client) as stub:
+        stub.add_response(
+            "query_vectors",
+            {
+                "vectors": [{"key": "a"}, {"key": "b"}],
+                "distanceMetric": "cosine",
+                "nextToken": "t1",
+            },
+            expected_params=request,
+        )
+        stub.add_response(
+            "query_vectors",
+            {
+                "vectors": [{"key": "b"}, {"key": "c"}],
+                "distanceMetric": "cosine",
+                "nextToken": "t2",
+            },
+            expected_params={**request, "nextToken": "t1"},
+        )
+        stub.add_response(
+            "query_vectors",
+            {
+                "vectors": [{"key": "d"}, {"key": "e"}, {"key": "f"}],
+                "distanceMetric": "cosine",
+                "nextToken": "t3",
+            },
+            expected_params={**request, "nextToken": "t2"},
+        )
+        hits = index.query([0.6, 0.8], top_k=5)
+        stub.assert_no_pending_responses()
+    # Repeats dropped, k results, and no call for the fourth page once k are in.
+    assert [h["key"] for h in hits] == ["a", "b", "c", "d", "e"]

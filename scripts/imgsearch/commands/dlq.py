@@ -8,16 +8,20 @@ from typing import TYPE_CHECKING, Any
 from scripts.common.console import print_json, render_pairs
 from scripts.common.errors import EXIT_INCOMPLETE, EXIT_OK, CliError
 from scripts.imgsearch.context import Context, say
-from scripts.ops import dlq
+from scripts.ops import dlq, router_dlq
 
 if TYPE_CHECKING:
     from scripts.imgsearch.commands import Subparsers
 
 DEFAULT_LIST = 20
+ROUTER_HELP = (
+    "the router's dead-letter queue instead (S3 events it could not enqueue; "
+    "--dlq-url then names that queue)"
+)
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("dlq", help="the embedding queue's dead-letter queue")
+    p = sub.add_parser("dlq", help="the dead-letter queues: the embedding queue's, the router's")
     dsub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     q = dsub.add_parser("list", parents=[common], help="show failed messages and why")
     q.add_argument(
@@ -27,17 +31,21 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help=f"at most this many (default {DEFAULT_LIST})",
     )
     q.add_argument("--log-group", help="the embedder's log group (default: from the stack)")
+    q.add_argument("--router", action="store_true", help=ROUTER_HELP)
     q.set_defaults(run=run_list)
     q = dsub.add_parser("redrive", parents=[common], help="move failed messages back to the queue")
     q.add_argument("--max", type=int, help="move at most this many (by receive-send-delete)")
     q.add_argument("--rate", type=int, help="messages per second for SQS's move task")
     q.add_argument("--wait", action="store_true", help="wait until SQS's move task finishes")
+    q.add_argument("--router", action="store_true", help=ROUTER_HELP)
     q.set_defaults(run=run_redrive)
 
 
 def run_list(ctx: Context) -> int:
     if ctx.args.max < 1:
         raise CliError(f"--max {ctx.args.max}: list at least 1 message")
+    if ctx.args.router:
+        return _list_router(ctx)
     url = ctx.dlq_url()
     lookup = ctx.embedder_logs("to see why messages failed")
     listing = dlq.list_dlq(
@@ -70,7 +78,7 @@ def _entry_block(e: dlq.DlqEntry) -> str:
         ("receive count", e.receive_count),
         ("sent", e.sent_at),
         ("why", e.why),
-        ("body", e.body),
+        ("body", e.body_preview),
     ]
     if e.last_error is not None:
         pairs.append(("failed at", e.last_error.time))
@@ -83,6 +91,8 @@ def run_redrive(ctx: Context) -> int:
     args = ctx.args
     if args.max is not None and args.max < 1:
         raise CliError(f"--max {args.max}: move at least 1 message")
+    if args.router:
+        return _redrive_router(ctx)
     dlq_url, queue_url = ctx.dlq_url(), ctx.queue_url()
     sqs = ctx.clients("sqs")
     before = dlq.queue_depth(sqs, dlq_url)
@@ -114,6 +124,87 @@ def run_redrive(ctx: Context) -> int:
         )
     else:
         print(f"moved {report.moved} of {before} message(s) from the DLQ back to the queue")
+    for line in report.notes:
+        say(f"note: {line}")
+    for line in report.errors:
+        say(f"error: {line}")
+    return EXIT_INCOMPLETE if report.failed or report.errors else EXIT_OK
+
+
+# --------------------------------------------------------------------------- --router
+
+
+def _router_dlq_url(ctx: Context) -> str:
+    url = ctx.deployment.router_dlq_url(ctx.args.dlq_url)
+    ctx.show_notes()
+    return url
+
+
+def _list_router(ctx: Context) -> int:
+    url = _router_dlq_url(ctx)
+    listing = router_dlq.list_router_dlq(
+        ctx.cfg, sqs=ctx.clients("sqs"), dlq_url=url, limit=ctx.args.max
+    )
+    name = url.rsplit("/", 1)[-1]
+    if ctx.json:
+        print_json(listing.as_dict())
+    elif not listing.entries:
+        print(f"the router's dead-letter queue {name} is empty")
+    else:
+        print(f"{listing.depth} event(s) in {name}\n")
+        print("\n\n".join(_router_block(e) for e in listing.entries))
+    for line in listing.notes:
+        say(f"note: {line}")
+    return EXIT_OK
+
+
+def _router_block(e: router_dlq.RouterDlqEntry) -> str:
+    pairs: list[tuple[str, Any]] = [
+        ("message", e.message_id),
+        ("objects", "\n".join(e.objects) or "-"),
+        ("receive count", e.receive_count),
+        ("sent", e.sent_at),
+        ("why", e.why),
+        ("request id", e.request_id),
+    ]
+    if e.skipped:
+        pairs.append(("skipped", "\n".join(e.skipped)))
+    if e.body_error:
+        pairs.append(("body", e.body_preview))
+    return render_pairs(pairs)
+
+
+def _redrive_router(ctx: Context) -> int:
+    args = ctx.args
+    if args.rate is not None or args.wait:
+        raise CliError(
+            "--rate and --wait are for SQS's move task; the router's DLQ is redriven by "
+            "re-enqueueing its events' objects: drop them (or use --max)"
+        )
+    dlq_url, queue_url = _router_dlq_url(ctx), ctx.queue_url()
+    sqs = ctx.clients("sqs")
+    before = dlq.queue_depth(sqs, dlq_url)
+    if before == 0:
+        if ctx.json:
+            print_json({"method": None, "moved": 0, "dlq_depth": 0})
+        else:
+            print("the router's dead-letter queue is empty: nothing to redrive")
+        return EXIT_OK
+    report = router_dlq.redrive_router_dlq(
+        ctx.cfg,
+        sqs=sqs,
+        dlq_url=dlq_url,
+        queue_url=queue_url,
+        max_messages=args.max,
+        progress=say if not ctx.json else None,
+    )
+    if ctx.json:
+        print_json({**report.as_dict(), "dlq_depth_before": before})
+    else:
+        print(
+            f"re-enqueued the objects of {report.moved} of {before} event(s) from the "
+            f"router's DLQ ({report.messages_sent} message(s) to the queue)"
+        )
     for line in report.notes:
         say(f"note: {line}")
     for line in report.errors:

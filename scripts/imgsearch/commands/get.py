@@ -28,7 +28,7 @@ def run(ctx: Context) -> int:
     if found is None:
         raise CliError(
             f"no vector for {ctx.args.uri} (vector key {vkey}): not indexed yet, failed, or "
-            "deleted; `imgsearch status` and `imgsearch dlq list` say which",
+            "deleted; `imgsearch verify --all` names a recorded failure",
             EXIT_INCOMPLETE,
         )
     if ctx.json:
