@@ -109,6 +109,9 @@ class AccountingReport:
     failures_by_reason: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     """One line per object (or vector) that breaks the invariant; empty when all is well."""
+    unreadable_dlq: list[str] = field(default_factory=list)
+    """DLQ messages about no object (bodies that are neither a message nor an S3 event),
+    each as "unparseable (RecursionError)" or the parse error: shown, not a violation."""
 
     @property
     def ok(self) -> bool:
@@ -121,6 +124,7 @@ class AccountingReport:
             f"permanent_failures={self.permanent_failures}"
             f"{' (' + reasons + ')' if reasons else ''} dlq={self.in_dlq} "
             f"violations={len(self.violations)}"
+            f"{f' unreadable_dlq={len(self.unreadable_dlq)}' if self.unreadable_dlq else ''}"
         )
 
 
@@ -131,6 +135,7 @@ def check(
     dlq_objects: Iterable[ObjectId],
     *,
     group_overlaps: Mapping[str, int] | None = None,
+    unreadable_dlq: Iterable[str] = (),
 ) -> AccountingReport:
     """Check the invariant; see the module docstring.
 
@@ -141,7 +146,7 @@ def check(
     vectors = set(vector_keys)
     in_dlq = set(dlq_objects)
     last = ledger.snapshot()
-    report = AccountingReport(objects=len(existing))
+    report = AccountingReport(objects=len(existing), unreadable_dlq=list(unreadable_dlq))
     known_vectors: set[str] = set()
     universe = existing | in_dlq | set(last)
     for obj in sorted(universe):

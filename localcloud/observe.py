@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from imgsearch.config import PipelineConfig
-from imgsearch.messages import MessageError, parse_message
+from imgsearch.messages import MessageError, UnparseableBody, parse_message
 from imgsearch.selection import KeySelection
 from localcloud.accounting import AccountingReport, Ledger, ObjectId, check
 from localcloud.provision import ProvisionedStack, queue_name
@@ -61,20 +61,43 @@ class CloudSnapshot:
 def dlq_object(body: str) -> ObjectId | list[ObjectId] | None:
     """The object(s) one DLQ message is about: a queue message, or the router's S3 event.
 
-    None if the body is neither (it is reported, not fatal).
+    None if the body is neither (it is reported, not fatal): any body, however crafted
+    (nested 100,000 deep, not JSON, fields of the wrong type), is read without raising.
     """
     try:
         msg = parse_message(body)
         return (msg.bucket, msg.key)
+    except UnparseableBody:
+        return None
     except MessageError:
         pass
     try:
-        return [
-            (record["s3"]["bucket"]["name"], unquote_plus(record["s3"]["object"]["key"]))
-            for record in json.loads(body).get("Records", [])
-        ]
-    except (ValueError, KeyError, TypeError, AttributeError):
+        records = json.loads(body).get("Records")
+    except (ValueError, RecursionError, AttributeError):
         return None
+    if not isinstance(records, list) or not records:
+        return None
+    found: list[ObjectId] = []
+    for record in records:
+        try:
+            bucket, key = record["s3"]["bucket"]["name"], record["s3"]["object"]["key"]
+        except (KeyError, TypeError):
+            return None
+        if not isinstance(bucket, str) or not isinstance(key, str):
+            return None
+        found.append((bucket, unquote_plus(key)))
+    return found
+
+
+def dlq_body_problem(body: str) -> str:
+    """Why :func:`dlq_object` found no object in ``body``, in a few words."""
+    try:
+        parse_message(body)
+    except UnparseableBody as exc:
+        return f"unparseable ({exc.cause})"
+    except MessageError as exc:
+        return f"neither a message nor an S3 event ({exc})"
+    return "no object in it"
 
 
 class Observation:
@@ -169,17 +192,22 @@ class Observation:
                 out.append({"queue": url, "body": item.get("message", {}).get("body", "")})
         return out
 
-    def _dlq_objects(self) -> set[ObjectId]:
+    def _dlq_objects(self) -> tuple[set[ObjectId], list[str]]:
+        """The objects the DLQs' messages are about, and why the others are about none."""
         objects: set[ObjectId] = set()
+        unreadable: list[str] = []
         for item in self.dlq_messages():
-            found = dlq_object(item["body"])
+            body = str(item["body"])
+            found = dlq_object(body)
             if found is None:
-                self.logs("localcloud", f"unreadable DLQ message: {item['body'][:200]}")
+                problem = dlq_body_problem(body)
+                unreadable.append(f"{queue_name(item['queue'])}: {problem}")
+                self.logs("localcloud", f"unreadable DLQ message: {problem}: {body[:200]!r}")
             elif isinstance(found, list):
                 objects.update(found)
             else:
                 objects.add(found)
-        return objects
+        return objects, unreadable
 
     def source_objects(self) -> set[ObjectId]:
         """Objects in the source bucket that the pipeline indexes (KeySelection)."""
@@ -197,12 +225,14 @@ class Observation:
         """Check the invariants: every object is in exactly one of vector / failure / DLQ,
         and no message group was ever handed out twice at once."""
         source = self.runtime.event_source if self.runtime else None
+        in_dlq, unreadable = self._dlq_objects()
         return check(
             self.source_objects(),
             self.vector_keys(),
             self.ledger,
-            self._dlq_objects(),
+            in_dlq,
             group_overlaps=source.overlaps_now() if source else None,
+            unreadable_dlq=unreadable,
         )
 
     def status(self) -> dict[str, Any]:
@@ -230,4 +260,4 @@ class Observation:
         return out
 
 
-__all__ = ["CloudSnapshot", "Observation", "dlq_object"]
+__all__ = ["CloudSnapshot", "Observation", "dlq_body_problem", "dlq_object"]

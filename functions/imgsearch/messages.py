@@ -48,6 +48,17 @@ class ObjectNameError(MessageError):
     """A bucket name or key S3 would refuse: no request about it can ever succeed."""
 
 
+class UnparseableBody(MessageError):
+    """A body that is not JSON at all; ``cause`` names why (``RecursionError``, ...).
+
+    Tools that show bodies (``dlq list``) say "unparseable (cause)" instead of quoting it.
+    """
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 def check_object_name(bucket: str, key: str) -> None:
     """Raise :class:`ObjectNameError` unless S3 could hold ``key`` in ``bucket``.
 
@@ -110,6 +121,7 @@ class ObjectMessage:
         return f"s3://{self.bucket}/{self.key}"
 
     def to_json(self) -> str:
+        """The queue body: ASCII (json's default escaping), whatever the key's characters."""
         body = {"v": SCHEMA_VERSION, **asdict(self)}
         return json.dumps({k: v for k, v in body.items() if v is not None}, separators=(",", ":"))
 
@@ -124,11 +136,12 @@ def parse_message(body: str | bytes) -> ObjectMessage:
     try:
         data = json.loads(body)
     except Exception as exc:  # RecursionError, UnicodeDecodeError, ...: all mean "not JSON"
-        raise MessageError(f"message body is not JSON: {type(exc).__name__}: {exc}") from exc
+        cause = type(exc).__name__
+        raise UnparseableBody(f"message body is not JSON: {cause}: {exc}", cause) from exc
     if not isinstance(data, dict):
         raise MessageError("message body: expected a JSON object")
     version = data.get("v")
-    if isinstance(version, bool) or version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # not True, not 1.0
         raise MessageError(
             f"field 'v': expected schema version {SCHEMA_VERSION}, got {_short.repr(version)}"
         )

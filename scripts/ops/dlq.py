@@ -31,7 +31,13 @@ from botocore.exceptions import ClientError
 from imgsearch.aws_errors import error_code
 from imgsearch.config import PipelineConfig
 from imgsearch.limits import LIMITS
-from imgsearch.messages import MessageError, group_id, parse_message, vector_key
+from imgsearch.messages import (
+    MessageError,
+    UnparseableBody,
+    group_id,
+    parse_message,
+    vector_key,
+)
 from imgsearch.s3uri import parse_s3_uri
 from imgsearch.vectors import VectorIndex
 from scripts.ops.failure_log import LastError, LogLookup, millis_to_iso
@@ -54,6 +60,8 @@ MOVE_TASK_UNSUPPORTED = frozenset(
 )
 """Errors meaning "this SQS has no StartMessageMoveTask for this queue": fall back."""
 PEEK_VISIBILITY_SECONDS = 30
+BODY_PREVIEW_CHARS = 200
+"""A listing quotes at most this much of a body: one may be 256 KiB of anything."""
 REDRIVE_VISIBILITY_SECONDS = 120
 
 
@@ -78,6 +86,11 @@ class DlqEntry:
     vector_state: str | None = None
     """``present`` / ``missing`` / ``unknown: ...``"""
     last_error: LastError | None = None
+
+    @property
+    def body_preview(self) -> str:
+        """The body as a terminal shows it: see :func:`body_preview`."""
+        return body_preview(self.body)
 
     @property
     def why(self) -> str:
@@ -169,12 +182,33 @@ def describe(message: MessageTypeDef) -> DlqEntry:
     )
     try:
         msg = parse_message(body)
+    except UnparseableBody as exc:  # say so; its text may be 200 kB of brackets
+        entry.body_error = f"unparseable ({exc.cause})"
+        return entry
     except MessageError as exc:
         entry.body_error = str(exc)
         return entry
     entry.uri, entry.kind, entry.origin = msg.uri, msg.kind, msg.origin
     entry.vector_key = vector_key(msg.bucket, msg.key)
     return entry
+
+
+def body_preview(body: str) -> str:
+    """At most :data:`BODY_PREVIEW_CHARS` of ``body``, control characters escaped.
+
+    A hostile body may hold terminal escape sequences or megabytes; the listing shows
+    what it is without letting it act on the operator's terminal.
+    """
+    parts: list[str] = []
+    shown = used = 0
+    for c in body[:BODY_PREVIEW_CHARS]:
+        part = c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        if used + len(part) > BODY_PREVIEW_CHARS:
+            break
+        parts.append(part)
+        shown, used = shown + 1, used + len(part)
+    head = "".join(parts)
+    return head if shown == len(body) else f"{head}... ({len(body)} characters)"
 
 
 def object_state(s3: S3Client, uri: str) -> str:
@@ -402,6 +436,7 @@ __all__ = [
     "DlqEntry",
     "DlqListing",
     "RedriveReport",
+    "body_preview",
     "describe",
     "list_dlq",
     "peek",

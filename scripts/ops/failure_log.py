@@ -145,7 +145,7 @@ def _json_object(text: Any) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text[start:])
-    except ValueError:
+    except (ValueError, RecursionError):  # any line may be in the group: deep nesting too
         return None
     return value if isinstance(value, dict) else None
 
