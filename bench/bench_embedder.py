@@ -297,7 +297,7 @@ def main() -> None:
             ObjectConverger(
                 module.CFG,
                 fakes[0],
-                Embedder(fakes[1], module.CFG.model, module.CFG.dimension),
+                Embedder(fakes[1], module.CFG.model_ref, module.CFG.dimension),
                 VectorIndex(
                     fakes[2],
                     module.CFG.vector_bucket_name,

@@ -14,6 +14,7 @@ from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
@@ -22,7 +23,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from imgsearch.config import PipelineConfig
+from imgsearch.config import ENV_PREFIX, PipelineConfig
 from imgsearch.contract import EMBEDDER_HANDLER, ROUTER_HANDLER
 from infra.bundling import lambda_code
 from infra.notifications import notification_filters
@@ -51,6 +52,10 @@ class PipelineFunctions(Construct):
         environment = cfg.replace(
             queue_url=queue.queue_url, source_bucket_name=source_bucket.bucket_name
         ).to_lambda_env()
+        owner = source_bucket_owner(self, cfg)
+        # The deploying account unless configured: the embedder always pins the owner.
+        environment[ENV_PREFIX + "SOURCE_BUCKET_OWNER"] = owner
+        on_owned_bucket = {"StringEquals": {"s3:ResourceAccount": owner}}
         code = lambda_code(cfg.architecture)
         self.policies: dict[str, iam.Policy] = {}
         """Each function's own policy (our statements), by construct id."""
@@ -99,12 +104,14 @@ class PipelineFunctions(Construct):
             statements=[
                 iam.PolicyStatement(
                     sid="ReadSourceImages",
-                    # Events on versioned buckets carry a version id and the embedder reads
-                    # that exact version, which needs s3:GetObjectVersion; on an unversioned
-                    # bucket it grants nothing more. HeadObject is covered by s3:GetObject, and
-                    # so is Bedrock reading an image by S3 location (it uses our permissions).
-                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    # The embedder reads the current version (GetObject/HeadObject without
+                    # VersionId, guarded by IfMatch), so s3:GetObjectVersion is not needed.
+                    # HeadObject is covered by s3:GetObject, and so is Bedrock reading an
+                    # image by S3 location (it uses our permissions). Only in the pinned
+                    # owner's bucket (s3:ResourceAccount), like ExpectedBucketOwner.
+                    actions=["s3:GetObject"],
                     resources=[source_bucket.arn_for_objects(f"{p}*") for p in cfg.prefixes],
+                    conditions=on_owned_bucket,
                 ),
                 iam.PolicyStatement(
                     sid="TellMissingFromForbidden",
@@ -114,7 +121,9 @@ class PipelineFunctions(Construct):
                     # 404-vs-403 on the bucket-level permission, so no s3:prefix condition.
                     actions=["s3:ListBucket"],
                     resources=[source_bucket.bucket_arn],
+                    conditions=on_owned_bucket,
                 ),
+                *_kms_statements(cfg),
                 *self._invoke_model_statements(cfg),
                 iam.PolicyStatement(
                     sid="WriteVectors",
@@ -225,7 +234,16 @@ class PipelineFunctions(Construct):
         only what CDK adds itself (X-Ray, the event source's and the DLQ's permissions),
         so a reviewed cdk-nag finding on one never covers the other.
         """
-        log_group = logs.LogGroup(self, f"{id}Logs", removal_policy=cdk.RemovalPolicy.DESTROY)
+        log_group = logs.LogGroup(
+            self,
+            f"{id}Logs",
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            # None: CloudWatch Logs' own encryption. A customer-managed key's policy must
+            # let logs.<region>.amazonaws.com use it (README, "Encryption").
+            encryption_key=kms.Key.from_key_arn(self, f"{id}LogsKey", cfg.kms_key_arn)
+            if cfg.kms_key_arn
+            else None,
+        )
         # RetentionDays is an enum of names; the config holds the number of days.
         cast(
             logs.CfnLogGroup, log_group.node.default_child
@@ -270,6 +288,43 @@ class PipelineFunctions(Construct):
         fn.node.add_dependency(policy)
         self.policies[id] = policy
         return fn
+
+
+def source_bucket_owner(scope: Construct, cfg: PipelineConfig) -> str:
+    """The account that must own the source bucket: configured, else the deploying one."""
+    return cfg.source_bucket_owner or cdk.Stack.of(scope).account
+
+
+def _kms_statements(cfg: PipelineConfig) -> list[iam.PolicyStatement]:
+    """The embedder's use of customer-managed keys, when configured.
+
+    Source objects under SSE-KMS: S3 calls kms:Decrypt with the caller's permissions on
+    GetObject, also when Bedrock reads the image by S3 location (a forward access session),
+    so kms:ViaService=s3 covers both ("Using server-side encryption with AWS KMS keys",
+    S3 User Guide). The vector bucket's key: S3 Vectors encrypts and decrypts vectors
+    with the caller's permissions on PutVectors/GetVectors.
+    """
+    statements = []
+    if cfg.source_kms_key_arn:
+        statements.append(
+            iam.PolicyStatement(
+                sid="DecryptSourceImages",
+                actions=["kms:Decrypt"],
+                resources=list(cfg.source_kms_key_arn),
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{cdk.Aws.REGION}.amazonaws.com"}
+                },
+            )
+        )
+    if cfg.kms_key_arn:
+        statements.append(
+            iam.PolicyStatement(
+                sid="UseVectorBucketKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[cfg.kms_key_arn],
+            )
+        )
+    return statements
 
 
 def model_arn_in_any_region(stack: cdk.Stack, model_id: str) -> str:

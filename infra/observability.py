@@ -4,10 +4,10 @@ The alarms watch the ways the pipeline can fall behind or lose track of work:
 messages in a dead-letter queue (an image that failed every retry, or an S3 event
 the router failed on), a queue that is not draining (age of the oldest message),
 function errors (crashes and timeouts; per-image failures are reported as batch item
-failures and end in the DLQ instead), and a wave of permanent failures (acknowledged
+failures and end in the DLQ instead), a wave of permanent failures (acknowledged
 messages never reach a DLQ, and many at once more often mean a misconfiguration than
-bad images). The alarms carry no actions: subscribe your own SNS topic or chat
-integration to them.
+bad images), and a wave of failed model calls (a retry storm costs Bedrock calls).
+The alarms carry no actions: subscribe your own SNS topic or chat integration to them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,36 @@ _MINUTE = cdk.Duration.minutes(1)
 _FIVE_MINUTES = cdk.Duration.minutes(5)
 _WIDTH = 24
 """A dashboard row is 24 units wide."""
+
+
+def _failed_model_calls(cfg: PipelineConfig) -> cw.MathExpression:
+    """InvokeModel calls on the model that failed, from Bedrock's own metrics (AWS/Bedrock,
+    dimension ModelId: "Monitor bedrock-runtime inference using CloudWatch metrics").
+
+    Throttles count in neither ``Invocations`` nor the error metrics there, so they are
+    added; FILL keeps one missing metric from blanking the sum. Every caller of the model
+    in the account and Region counts (the CLI's text searches too).
+    """
+
+    def bedrock(metric_name: str) -> cw.Metric:
+        return cw.Metric(
+            namespace="AWS/Bedrock",
+            metric_name=metric_name,
+            dimensions_map={"ModelId": cfg.model_id},
+            statistic="Sum",
+            period=_FIVE_MINUTES,
+        )
+
+    return cw.MathExpression(
+        expression="FILL(throttled, 0) + FILL(client, 0) + FILL(server, 0)",
+        using_metrics={
+            "throttled": bedrock("InvocationThrottles"),
+            "client": bedrock("InvocationClientErrors"),
+            "server": bedrock("InvocationServerErrors"),
+        },
+        label="failed InvokeModel calls",
+        period=_FIVE_MINUTES,
+    )
 
 
 class Observability(Construct):
@@ -87,6 +117,16 @@ class Observability(Construct):
                     period=_FIVE_MINUTES,
                 ),
                 cfg.permanent_failures_alarm_threshold,
+            ),
+            self._above(
+                "ModelFailedCallsAlarm",
+                f"{name}-model-retry-storm",
+                f"More than {cfg.model_failed_calls_alarm_threshold} InvokeModel calls on "
+                f"{cfg.model_id} were throttled or failed in 5 minutes: a retry storm costs "
+                "calls (max_model_attempts_per_object bounds each message); see the embedder's "
+                "log for the reason.",
+                _failed_model_calls(cfg),
+                cfg.model_failed_calls_alarm_threshold,
             ),
             *(
                 self._above(

@@ -10,7 +10,7 @@ deletes user data.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -67,23 +67,26 @@ class DataBuckets(Construct):
                 versioned=cfg.source_bucket_versioned,
                 server_access_logs_bucket=self.access_logs_bucket,
                 server_access_logs_prefix="source/",
-                inventories=[
-                    s3.Inventory(
-                        inventory_id=cfg.inventory_config_id,
-                        destination=s3.InventoryDestination(
-                            bucket=self.inventory_bucket,
-                            bucket_owner=cdk.Stack.of(self).account,
-                        ),
-                        enabled=True,
-                        format=s3.InventoryFormat.CSV,
-                        frequency=s3.InventoryFrequency[cfg.inventory_frequency.upper()],
-                        # CDK's default is ALL versions; the backfill wants what exists now.
-                        include_object_versions=s3.InventoryObjectVersion.CURRENT,
-                        objects_prefix=inventory_prefix(cfg) or None,
-                        optional_fields=list(INVENTORY_FIELDS),
-                    )
-                ],
             )
+            # L1, not the L2 ``inventories``: CDK's own destination statement allows the
+            # whole bucket for any account; ours (below) is pinned to the owner and prefix.
+            cast(s3.CfnBucket, self.source_bucket.node.default_child).inventory_configurations = [
+                s3.CfnBucket.InventoryConfigurationProperty(
+                    id=cfg.inventory_config_id,
+                    enabled=True,
+                    destination=s3.CfnBucket.DestinationProperty(
+                        bucket_arn=self.inventory_bucket.bucket_arn,
+                        bucket_account_id=cdk.Stack.of(self).account,
+                        format="CSV",
+                    ),
+                    # current versions only: the backfill wants what exists now
+                    included_object_versions="Current",
+                    optional_fields=list(INVENTORY_FIELDS),
+                    prefix=inventory_prefix(cfg) or None,
+                    schedule_frequency=cfg.inventory_frequency,
+                )
+            ]
+        self._allow_inventory_reports(cfg)
 
     def _inventory_on_imported_bucket(self, cfg: PipelineConfig) -> None:
         """Configure S3 Inventory on a bucket this stack does not own.
@@ -130,17 +133,29 @@ class DataBuckets(Construct):
             ),
             install_latest_aws_sdk=False,
         )
-        # The statement CDK adds to the destination by itself when it owns the source.
+
+    def _allow_inventory_reports(self, cfg: PipelineConfig) -> None:
+        """S3 Inventory may write the source bucket's reports here, and nothing else.
+
+        As in the S3 User Guide's destination bucket policy ("Configuring Amazon S3
+        Inventory"), on both the source bucket (``aws:SourceArn``) and its account
+        (``aws:SourceAccount``): a bucket name carries no account id and this bucket
+        outlives the stack, so an account that re-creates the source bucket's name must
+        not deliver forged reports. Reports live under ``<source-bucket>/<config-id>/``
+        ("Locating your inventory list"), the one prefix allowed.
+        """
+        owner = cfg.source_bucket_owner or cdk.Stack.of(self).account
+        reports = f"{self.source_bucket.bucket_name}/{cfg.inventory_config_id}/*"
         self.inventory_bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowSourceBucketInventory",
                 principals=[iam.ServicePrincipal("s3.amazonaws.com")],
                 actions=["s3:PutObject"],
-                resources=[
-                    self.inventory_bucket.bucket_arn,
-                    self.inventory_bucket.arn_for_objects("*"),
-                ],
-                conditions={"ArnLike": {"aws:SourceArn": self.source_bucket.bucket_arn}},
+                resources=[self.inventory_bucket.arn_for_objects(reports)],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": self.source_bucket.bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": owner},
+                },
             )
         )
 
@@ -155,7 +170,13 @@ class VectorStore(Construct):
             self,
             "Bucket",
             vector_bucket_name=cfg.vector_bucket_name,
+            # A customer-managed key: sseType aws:kms with its ARN (AWS::S3Vectors::VectorBucket
+            # EncryptionConfiguration; fixed at creation, a change replaces the bucket).
             encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(
+                sse_type="aws:kms", kms_key_arn=cfg.kms_key_arn
+            )
+            if cfg.kms_key_arn
+            else s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(
                 sse_type=VECTOR_ENCRYPTION
             ),
         )

@@ -46,6 +46,8 @@ class BatchItem:
     message_id: str
     body: str
     group_id: str | None = None
+    receive_count: int = 1
+    """SQS's ApproximateReceiveCount: which delivery of the message this is."""
 
 
 def hold_back_after_failures(
@@ -173,7 +175,7 @@ class BatchRunner:
                 fields,
             )
         waiting = {k: r.record for k, r in pending.items() if r.record is not None}
-        result = self.converger.converge(msg, deadline, waiting)
+        result = self.converger.converge(msg, deadline, waiting, receive_count=item.receive_count)
         # A later result about the object's current state (re-embedded, deleted, or now
         # unembeddable) supersedes a put of an earlier version still waiting for the write.
         earlier = pending.get(vkey)

@@ -58,6 +58,14 @@ class PipelineConfig:
     source_bucket_name: str = ""
     """Empty: the stack creates the source bucket. Set: an existing bucket is imported."""
     source_bucket_versioned: bool = False
+    source_bucket_owner: str = ""
+    """The account that must own the source bucket (``ExpectedBucketOwner``, ``bucketOwner``,
+    ``s3:ResourceAccount``); empty: the deploying one (the stack sets it in the environment)."""
+    source_kms_key_arn: tuple[str, ...] = ()
+    """Customer-managed KMS keys the source objects are encrypted with (SSE-KMS): the
+    embedder may ``kms:Decrypt`` with them through S3. Empty: SSE-S3 or no grant needed."""
+    kms_key_arn: str = ""
+    """A customer-managed KMS key for the vector bucket and the log groups; empty: AWS's."""
     vector_bucket_name: str = "imgsearch-vectors"
     index_name: str = "images"
     queue_name: str = "imgsearch-embed.fifo"
@@ -95,6 +103,8 @@ class PipelineConfig:
     batch_size: int = 1
     embed_pool_size: int = 4
     """Images embedded concurrently inside one invocation when ``batch_size`` > 1."""
+    max_model_attempts_per_object: int = 20
+    """InvokeModel attempts one message may cost over all its deliveries: a bounded price."""
     router_memory_mb: int = 256
     router_timeout_seconds: int = 30
     # inventory and operations
@@ -107,6 +117,9 @@ class PipelineConfig:
     permanent_failures_alarm_threshold: int = 10
     """Alarm when more permanent failures than this happen in 5 minutes (a wave of them is
     a misconfiguration more often than bad images; 0 alarms on the first)."""
+    model_failed_calls_alarm_threshold: int = 100
+    """Alarm when more InvokeModel calls than this fail (throttled, client or server
+    errors; Bedrock's own metrics for the model) in 5 minutes: a retry storm."""
     service_name: str = "imgsearch"
     metrics_namespace: str = "ImageSearch"
     log_level: str = "INFO"
@@ -380,6 +393,9 @@ def _validate(cfg: PipelineConfig) -> None:
         raise ConfigError("config key 'router_memory_mb': must be 128..10240")
     _at_least("oldest_message_alarm_seconds", cfg.oldest_message_alarm_seconds, 60)
     _at_least("permanent_failures_alarm_threshold", cfg.permanent_failures_alarm_threshold, 0)
+    _at_least("max_model_attempts_per_object", cfg.max_model_attempts_per_object, 1)
+    _at_least("model_failed_calls_alarm_threshold", cfg.model_failed_calls_alarm_threshold, 0)
+    _check_owner_and_keys(cfg)
     if not cfg.suffixes:
         raise ConfigError("config key 'suffixes': at least one suffix is needed")
     for s in cfg.suffixes:
@@ -387,6 +403,29 @@ def _validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"config key 'suffixes': {s!r} must start with '.'")
     if not cfg.prefixes:
         raise ConfigError("config key 'prefixes': use [\"\"] for the whole bucket")
+
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_KMS_KEY_ARN = re.compile(r"arn:aws[-a-z0-9]*:kms:[-a-z0-9]+:[0-9]{12}:key/[-A-Za-z0-9]+")
+"""A KMS key ARN (the pattern of S3 Vectors' ``kmsKeyArn``, API_S3VectorBuckets_Encryption
+Configuration); IAM grants ``kms:Decrypt`` on key ARNs, so aliases are refused too."""
+
+
+def _check_owner_and_keys(cfg: PipelineConfig) -> None:
+    if cfg.source_bucket_owner and not _ACCOUNT_ID.fullmatch(cfg.source_bucket_owner):
+        raise ConfigError(
+            f"config key 'source_bucket_owner': {cfg.source_bucket_owner!r} is not an "
+            "account id; use the 12 digits of the account that owns the source bucket, or "
+            "leave it empty for the deploying account"
+        )
+    keys = [("kms_key_arn", cfg.kms_key_arn)] if cfg.kms_key_arn else []
+    keys += [("source_kms_key_arn", arn) for arn in cfg.source_kms_key_arn]
+    for key, arn in keys:
+        if not _KMS_KEY_ARN.fullmatch(arn):
+            raise ConfigError(
+                f"config key {key!r}: {arn!r} is not a KMS key ARN; use "
+                "arn:aws:kms:<region>:<account>:key/<key-id> (not an alias or a key id)"
+            )
 
 
 def _check_reserved_concurrency(cfg: PipelineConfig) -> None:

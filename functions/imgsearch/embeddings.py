@@ -56,7 +56,7 @@ from imgsearch.bedrock_errors import (
     REJECTED_INPUT,
     classify,
 )
-from imgsearch.models import ModelSpec
+from imgsearch.models import ModelRef, ModelSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -259,12 +259,18 @@ def parse_response(
 
 
 class Embedder:
-    """Embeds images and texts with one Bedrock model at one dimension."""
+    """Embeds images and texts with one Bedrock model at one dimension.
+
+    ``model`` is the configured id read by :func:`imgsearch.models.parse_model_id`:
+    ``InvokeModel`` is called with that id (an inference profile's, where the Region
+    offers the model only that way) while request shapes and limits come from the
+    model behind it.
+    """
 
     def __init__(
         self,
         client: BedrockRuntimeClient,
-        model: ModelSpec,
+        model: ModelRef,
         dimension: int,
         *,
         max_attempts: int = 10,
@@ -275,9 +281,11 @@ class Embedder:
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        _check_dimension(model, dimension)
+        _check_dimension(model.spec, dimension)
         self.client = client
-        self.model = model
+        self.model = model.spec
+        self.model_id = model.model_id
+        """What ``InvokeModel`` is called with: the configured id, a profile's if any."""
         self.dimension = dimension
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -297,11 +305,13 @@ class Embedder:
         bucket_owner: str | None = None,
         deadline: float | None = None,
         on_retry: Callable[[str, int, float], None] | None = None,
+        max_attempts: int | None = None,
     ) -> list[float]:
         """Embed one image given as bytes (inline) or as an ``s3://`` URI.
 
         ``deadline`` is a ``time.monotonic()`` instant after which no retry starts;
-        ``on_retry(reason, attempt, delay)`` (else the instance's) hears each retry.
+        ``on_retry(reason, attempt, delay)`` (else the instance's) hears each retry;
+        ``max_attempts`` (at most the instance's) is this call's share of a budget.
         """
         body = image_request(
             self.model,
@@ -312,7 +322,8 @@ class Embedder:
             s3_uri=s3_uri,
             bucket_owner=bucket_owner,
         )
-        return self._invoke(body, deadline, on_retry or self.on_retry)
+        attempts = self.max_attempts if max_attempts is None else max_attempts
+        return self._invoke(body, deadline, on_retry or self.on_retry, attempts)
 
     def embed_text(
         self,
@@ -324,20 +335,21 @@ class Embedder:
     ) -> list[float]:
         """Embed one text (a search query)."""
         body = text_request(self.model, purpose=purpose, dimension=self.dimension, text=text)
-        return self._invoke(body, deadline, on_retry or self.on_retry)
+        return self._invoke(body, deadline, on_retry or self.on_retry, self.max_attempts)
 
     def _invoke(
         self,
         body: dict[str, Any],
         deadline: float | None,
         on_retry: Callable[[str, int, float], None] | None,
+        max_attempts: int,
     ) -> list[float]:
         payload = encode_request(body)
         attempt = 0
         while True:
             try:
                 response = self.client.invoke_model(
-                    modelId=self.model.model_id,
+                    modelId=self.model_id,
                     body=payload,
                     contentType="application/json",
                     accept="application/json",
@@ -357,7 +369,7 @@ class Embedder:
             delay = backoff_delay(
                 attempt - 1, base=self.base_delay, cap=self.max_delay, rng=self._rng
             )
-            if attempt >= self.max_attempts:
+            if attempt >= max_attempts:
                 raise EmbeddingError(
                     reason, f"{detail} (gave up after {attempt} attempts)", transient=True
                 )
@@ -370,3 +382,22 @@ class Embedder:
             if on_retry is not None:
                 on_retry(reason, attempt, delay)
             self._sleep(delay)
+
+
+def delivery_attempts(receive_count: int, *, per_delivery: int, total: int, deliveries: int) -> int:
+    """InvokeModel attempts the ``receive_count``-th delivery of a message may make.
+
+    Deliveries 1..``deliveries`` (the queue's ``maxReceiveCount``) share ``total`` attempts;
+    each earlier one is assumed to have spent its whole share (SQS tells only the count).
+    The first gets up to ``per_delivery``; every later one keeps at least one while the
+    budget lasts, so fixing the cause while a message waits still recovers it. The sum
+    over all deliveries never exceeds ``total``; past it every delivery gets 0.
+    """
+    spent = 0
+    allowed = 0
+    for n in range(1, max(receive_count, 1) + 1):
+        left = total - spent
+        later = max(deliveries - n, 0)
+        allowed = max(min(1, left), min(per_delivery, left - later))
+        spent += allowed
+    return allowed

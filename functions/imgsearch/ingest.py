@@ -4,7 +4,8 @@
 against S3, Bedrock (via :class:`~imgsearch.embeddings.Embedder`) and S3 Vectors (via
 :class:`~imgsearch.vectors.VectorIndex`) and returns a :class:`MessageResult`; it never
 raises for a message. A new vector is not written here but handed back in the result,
-so that ``imgsearch.batch`` writes all vectors of a batch in one ``PutVectors``.
+so that ``imgsearch.batch`` writes all vectors of a batch in one ``PutVectors``; after a
+long embedding or one by S3 location, a HeadObject makes sure the ETag is still current.
 
 An earlier version's vector is deleted only when the local checks find the new bytes
 bad (empty, corrupt, truncated, too large, unsupported format, archived): a model's
@@ -27,7 +28,7 @@ from imgsearch.aws_errors import client_error_text, error_code, http_status
 from imgsearch.bedrock_errors import CONNECTION_ERROR
 from imgsearch.config import PipelineConfig
 from imgsearch.contract import SUCCESS_OUTCOMES, Outcome
-from imgsearch.embeddings import Embedder, EmbeddingError
+from imgsearch.embeddings import Embedder, EmbeddingError, delivery_attempts
 from imgsearch.images import HEADER_READ_BYTES, ImageInfo, UnsupportedImage, sniff
 from imgsearch.messages import ObjectMessage, now_iso, vector_key
 from imgsearch.vectors import (
@@ -40,7 +41,21 @@ from imgsearch.vectors import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, HeadObjectRequestTypeDef
+
+RECHECK_AFTER_SECONDS = 2.0
+"""An embedding this long (or any by S3 location) is followed by a HeadObject: if the
+object's ETag changed meanwhile, the vector is not written (``stale_skipped``). A Nova
+image embedding takes well under a second; this long means retries or a slow model."""
+MODEL_BUDGET_SPENT = "model_attempts_spent"
+"""Stable reason: this message's share of ``max_model_attempts_per_object`` is used up."""
+ACCESS_DENIED_HINT = (
+    "; if the bucket uses SSE-KMS with a customer-managed key, set source_kms_key_arn (and "
+    "let the embedder's role use the key in its key policy); if another account owns the "
+    "bucket, set source_bucket_owner"
+)
+"""Appended to an S3 AccessDenied: S3 answers a missing kms:Decrypt and a wrong
+``ExpectedBucketOwner`` with the same 403 AccessDenied as a missing s3:GetObject."""
 
 
 class Log(Protocol):
@@ -110,10 +125,14 @@ class ObjectConverger:
         msg: ObjectMessage,
         deadline: float | None = None,
         pending: Mapping[str, VectorRecord] | None = None,
+        *,
+        receive_count: int = 1,
     ) -> MessageResult:
         """Converge the index on ``msg``'s object; never raises.
 
         ``pending`` holds vectors of this batch not yet written; they count as stored.
+        ``receive_count`` (SQS's ApproximateReceiveCount) sets this delivery's share of
+        the message's model attempts (``max_model_attempts_per_object``).
         """
         vkey = vector_key(msg.bucket, msg.key)
         fields: dict[str, Any] = {
@@ -125,7 +144,7 @@ class ObjectConverger:
         }
         result = MessageResult("transient_failure", fields=fields)
         try:
-            return self._converge(msg, result, deadline, pending or {})
+            return self._converge(msg, result, deadline, pending or {}, receive_count)
         except EmbeddingError as exc:
             return result.fail(exc.reason, exc.detail, transient=exc.transient)
         except ClientError as exc:
@@ -149,6 +168,7 @@ class ObjectConverger:
         result: MessageResult,
         deadline: float | None,
         pending: Mapping[str, VectorRecord],
+        receive_count: int,
     ) -> MessageResult:
         fields = result.fields
         vkey: str = fields["vector_key"]
@@ -188,11 +208,15 @@ class ObjectConverger:
         route = converge.image_route(total, complete, self.model)
         fields["route"] = route
         try:
-            vector = self._embed(msg, info, data if route == "inline" else None, result, deadline)
+            inline = data if route == "inline" else None
+            vector = self._embed(msg, info, inline, result, deadline, receive_count)
         except EmbeddingError as exc:
             # Transient or not, the model's answer is no proof the bytes are bad: the
             # earlier vector stays (see the module docstring).
             return result.fail(exc.reason, exc.detail, transient=exc.transient)
+        changed = self._recheck(msg, etag, route, result)
+        if changed is not None:
+            return changed
         try:
             metadata = build_metadata(
                 bucket=msg.bucket,
@@ -239,8 +263,28 @@ class ObjectConverger:
         inline: bytes | None,
         result: MessageResult,
         deadline: float | None,
+        receive: int,
     ) -> list[float]:
+        """The embedding, within this delivery's share of the message's model attempts."""
         fields = result.fields
+        cfg = self.cfg
+        allowed = delivery_attempts(
+            receive,
+            per_delivery=self.embedder.max_attempts,
+            total=cfg.max_model_attempts_per_object,
+            deliveries=cfg.max_receive_count,
+        )
+        budget = (
+            f"max_model_attempts_per_object={cfg.max_model_attempts_per_object} across "
+            f"deliveries; this is delivery {receive} of at most {cfg.max_receive_count}"
+        )
+        if allowed < 1:
+            raise EmbeddingError(
+                MODEL_BUDGET_SPENT,
+                f"no InvokeModel attempt left ({budget}); the message goes to the DLQ: "
+                "redrive it once the cause is fixed",
+                transient=True,
+            )
 
         def on_retry(reason: str, attempt: int, delay: float) -> None:
             result.retries += 1
@@ -250,30 +294,73 @@ class ObjectConverger:
             )
 
         started = self._clock()
-        vector = self.embedder.embed_image(
-            purpose=self.cfg.index_purpose,
-            image_format=info.format,
-            data=inline,
-            s3_uri=msg.uri if inline is None else None,
-            deadline=deadline,
-            on_retry=on_retry,
-        )
+        try:
+            vector = self.embedder.embed_image(
+                purpose=cfg.index_purpose,
+                image_format=info.format,
+                data=inline,
+                s3_uri=msg.uri if inline is None else None,
+                bucket_owner=cfg.source_bucket_owner or None,
+                deadline=deadline,
+                on_retry=on_retry,
+                max_attempts=allowed,
+            )
+        except EmbeddingError as exc:
+            if exc.transient and allowed < self.embedder.max_attempts:
+                exc.detail += f"; {allowed} attempt(s) allowed to this delivery by {budget}"
+            raise
         result.embed_ms = (self._clock() - started) * 1000.0
         return vector
+
+    def _recheck(
+        self, msg: ObjectMessage, etag: str, route: str, result: MessageResult
+    ) -> MessageResult | None:
+        """None if the object still has ``etag``; else the message's end, with no vector.
+
+        By S3 location, Bedrock read whatever version was current then, maybe a newer one
+        than ``etag``. After a long embedding, a newer version's message may have been
+        handled meanwhile (one object's messages in two groups, when a script computed
+        ``MessageGroupId`` with other settings): writing now could leave an older ETag's
+        vector last, with nothing to correct it. One HeadObject settles both.
+        """
+        slow = (result.embed_ms or 0.0) >= RECHECK_AFTER_SECONDS * 1000.0
+        if route != "s3" and not slow:
+            return None
+        result.fields["etag_rechecked"] = True
+        head = self._head(msg, result)
+        if isinstance(head, MessageResult):
+            return head  # transient: the message comes back
+        if head is None:
+            result.fields["object_deleted"] = True
+            return result.end(
+                "stale_skipped",
+                detail=f"object deleted while ETag {etag} was embedded; its delete event follows",
+            )
+        if head[0] != etag:
+            result.fields["current_etag"] = head[0]
+            return result.end(
+                "stale_skipped",
+                detail=f"object changed from ETag {etag} to {head[0]} while it was embedded; "
+                "its newer event follows",
+            )
+        return None
 
     def _head(
         self, msg: ObjectMessage, result: MessageResult
     ) -> tuple[str, int] | MessageResult | None:
         """(etag, size) of the current object, None if it is gone, or the message's end."""
+        request: HeadObjectRequestTypeDef = {"Bucket": msg.bucket, "Key": msg.key}
+        if self.cfg.source_bucket_owner:
+            request["ExpectedBucketOwner"] = self.cfg.source_bucket_owner
         try:
-            head = self.s3.head_object(Bucket=msg.bucket, Key=msg.key)
+            head = self.s3.head_object(**request)
         except ParamValidationError as exc:
             return _refused_name(result, exc)
         except ClientError as exc:
             verdict, reason = converge.classify_s3_error(error_code(exc), http_status(exc))
             if verdict == "gone":
                 return None
-            return result.fail(reason, client_error_text(exc), transient=True)
+            return result.fail(reason, _s3_error_text(exc, reason), transient=True)
         etag = converge.normalize_etag(head.get("ETag"))
         if etag is None:
             return result.fail(converge.S3_ERROR, "HeadObject returned no ETag", transient=True)
@@ -295,6 +382,9 @@ class ObjectConverger:
             "Key": msg.key,
             "IfMatch": f'"{etag}"',
         }
+        if self.cfg.source_bucket_owner:
+            # S3 refuses (403) when another account owns a bucket of this name.
+            request["ExpectedBucketOwner"] = self.cfg.source_bucket_owner
         if size != 0:
             limit = converge.read_limit(size, self.model, HEADER_READ_BYTES)
             request["Range"] = f"bytes=0-{limit - 1}"
@@ -322,7 +412,7 @@ class ObjectConverger:
                     vkey,
                     had_vector,
                 )
-            return result.fail(reason, client_error_text(exc), transient=True)
+            return result.fail(reason, _s3_error_text(exc, reason), transient=True)
         result.bytes_read += len(data)
         return data, converge.total_size(response.get("ContentRange"), len(data))
 
@@ -344,6 +434,12 @@ class ObjectConverger:
             self.index.delete([vkey])
             result.fields["stale_vector_deleted"] = True
         return result.fail(reason, detail, transient=False)
+
+
+def _s3_error_text(exc: ClientError, reason: str) -> str:
+    """The error as logged, naming the settings that fix an access denial."""
+    text = client_error_text(exc)
+    return text + ACCESS_DENIED_HINT if reason == converge.S3_ACCESS_DENIED else text
 
 
 def _refused_name(result: MessageResult, exc: ParamValidationError) -> MessageResult:

@@ -9,6 +9,11 @@ Only the numbers differ: they come from :mod:`localcloud.services.standin_model`
 Where the documentation is silent, this side is stricter rather than looser (a declared
 image ``format`` that does not match the bytes is rejected; unknown fields are rejected),
 so a client bug surfaces here instead of in AWS.
+
+The model id is checked against the caller's Region (the SigV4 scope) as Bedrock does:
+:data:`INVOKE_OFFERS` says where each model answers on demand and which inference
+profiles can be called from where, so a wrong id or a base id where only a profile is
+offered fails here as it would in AWS.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from imgsearch.limits import LIMITS
-from imgsearch.models import MODELS, ModelSpec
+from imgsearch.models import MARENGO_3, NOVA_MME, ModelSpec, UnknownModelError, parse_model_id
 from localcloud.services import standin_model
 from localcloud.services.errors import ServiceError, validation
 
@@ -48,23 +53,63 @@ NOVA_DEFAULT_DIMENSION = 3072
 """What Nova answers when ``embeddingDimension`` is left out."""
 MARENGO_SYNC_INPUTS = ("text", "image")
 
-_PROFILE_PREFIX = re.compile(r"^(us|eu|apac|jp|au|ca|us-gov|global)\.")
-_FOUNDATION_ARN = re.compile(r"^arn:aws[-a-z]*:bedrock:[a-z0-9-]*::foundation-model/(.+)$")
-_PROFILE_ARN = re.compile(r"^arn:aws[-a-z]*:bedrock:[a-z0-9-]*:\d{12}:inference-profile/(.+)$")
+ON_DEMAND = "on-demand"
+"""In :data:`INVOKE_OFFERS`: the foundation model's own id answers in that Region."""
+INVOKE_OFFERS: dict[str, dict[str, frozenset[str]]] = {
+    # Bedrock User Guide, "TwelveLabs Marengo Embed 3.0" (model-parameters-marengo-3),
+    # InvokeModel: US East (N. Virginia) foundation model and inference profile; Europe
+    # (Ireland) inference profile only; Asia Pacific (Seoul) foundation model only.
+    MARENGO_3.model_id: {
+        "us-east-1": frozenset({ON_DEMAND, "us"}),
+        "eu-west-1": frozenset({"eu"}),
+        "ap-northeast-2": frozenset({ON_DEMAND}),
+    },
+    # Nova 2 User Guide, "Core inference": amazon.nova-2-multimodal-embeddings-v1:0,
+    # launched in US East (N. Virginia); us. profile ids are in use there.
+    NOVA_MME.model_id: {"us-east-1": frozenset({ON_DEMAND, "us"})},
+}
+"""Where ``InvokeModel`` answers for each model: by source Region, :data:`ON_DEMAND`
+and the prefixes of the inference profiles callable from there (a profile routes
+within its geography, so ``eu.`` is callable only from EU Regions). Anything else
+is "The provided model identifier is invalid."."""
+
+INVALID_MODEL_ID = "The provided model identifier is invalid."
+_ARN = re.compile(
+    r"^arn:aws[-a-z]*:bedrock:(?P<region>[a-z0-9-]*):(?:\d{12})?:"
+    r"(?:foundation-model|inference-profile)/(?P<id>.+)$"
+)
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.+)$")
 
 
-def resolve_model(model_id: str) -> ModelSpec:
-    """The model behind a model id, foundation-model ARN or cross-region inference profile."""
+def on_demand_unsupported(model_id: str) -> str:
+    """Bedrock's message for a base model id where the Region offers only a profile."""
+    return (
+        f"Invocation of model ID {model_id} with on-demand throughput isn't supported. "
+        "Retry your request with the ID or ARN of an inference profile that contains "
+        "this model."
+    )
+
+
+def resolve_model(model_id: str, region: str) -> ModelSpec:
+    """The model behind an id or ARN, if ``region`` can invoke it that way; else the
+    ``ValidationException`` Bedrock answers."""
     raw = unquote(model_id)
-    for pattern in (_FOUNDATION_ARN, _PROFILE_ARN):
-        if m := pattern.match(raw):
-            raw = m.group(1)
-    raw = _PROFILE_PREFIX.sub("", raw)
-    spec = MODELS.get(raw)
-    if spec is None:
-        raise validation("The provided model identifier is invalid.")
-    return spec
+    if m := _ARN.match(raw):
+        if m.group("region") not in ("", region):
+            raise validation(INVALID_MODEL_ID)
+        raw = m.group("id")
+    try:
+        ref = parse_model_id(raw)
+    except UnknownModelError:
+        raise validation(INVALID_MODEL_ID) from None
+    offers = INVOKE_OFFERS.get(ref.base_id, {}).get(region, frozenset())
+    if ref.profile is not None and ref.profile in offers:
+        return ref.spec
+    if ref.profile is None and ON_DEMAND in offers:
+        return ref.spec
+    if ref.profile is None and offers:
+        raise validation(on_demand_unsupported(unquote(model_id)))
+    raise validation(INVALID_MODEL_ID)
 
 
 def _malformed(path: str, problem: str) -> ServiceError:
@@ -325,11 +370,13 @@ def invoke_model(
     body: bytes,
     read_s3: ReadS3,
     *,
+    region: str,
     content_type: str | None = None,
     accept: str | None = None,
 ) -> dict[str, Any]:
-    """Answer one ``InvokeModel`` call, or raise :class:`ServiceError` as Bedrock would."""
-    spec = resolve_model(model_id)
+    """Answer one ``InvokeModel`` call from ``region``, or raise :class:`ServiceError`
+    as Bedrock would."""
+    spec = resolve_model(model_id, region)
     for name, value in (("contentType", content_type), ("accept", accept)):
         if value and value.split(";")[0].strip() not in ("application/json", "*/*"):
             raise validation(f"{name} {value!r} is not supported; use application/json.")
@@ -338,4 +385,12 @@ def invoke_model(
     return invoke_marengo(spec, body, read_s3)
 
 
-__all__ = ["invoke_marengo", "invoke_model", "invoke_nova", "resolve_model"]
+__all__ = [
+    "INVALID_MODEL_ID",
+    "INVOKE_OFFERS",
+    "invoke_marengo",
+    "invoke_model",
+    "invoke_nova",
+    "on_demand_unsupported",
+    "resolve_model",
+]

@@ -10,6 +10,10 @@ The same rules can be set over HTTP on a running local cloud (see ``front.py``):
 
     curl -X POST -H 'X-Localcloud: 1' $ENDPOINT/_localcloud/faults -d '{"service":
          "bedrock", "error": "ThrottlingException", "count": 20}'
+
+A Bedrock rule can name a ``kind`` (:data:`BEDROCK_ANSWERS`) instead of an error: the
+answers Bedrock gives for a configuration problem or a rejected image, with its code,
+status and wording, so the pipeline's handling of each is tested against the real text.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import random
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
+from localcloud.services.bedrock import on_demand_unsupported
 from localcloud.services.errors import ServiceError
 
 Service = Literal["bedrock", "s3vectors"]
@@ -32,6 +38,23 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "ModelTimeoutException": "The model timed out (injected fault).",
     "ModelNotReadyException": "The model is not ready to serve requests (injected fault).",
 }
+
+MODEL_ID_SLOT = "{model_id}"
+"""In a fault's message: replaced by the model id the call named."""
+BEDROCK_ANSWERS: dict[str, tuple[str, str]] = {
+    # Bedrock's answer when model access was not granted (AccessDeniedException, 403).
+    "model_not_enabled": (
+        "AccessDeniedException",
+        "You don't have access to the model with the specified model ID.",
+    ),
+    # A base model id where the Region offers the model only through a profile.
+    "inference_profile_required": ("ValidationException", on_demand_unsupported(MODEL_ID_SLOT)),
+    # An input error of an image-embedding InvokeModel call, in Bedrock's words (as
+    # reported for amazon.titan-embed-image-v1, aws-samples/video-semantic-search-with-
+    # aws-ai-ml-services#4): the image's fault, not the deployment's.
+    "input_rejected": ("ValidationException", "400 Bad Request: Image exceeds max pixels allowed."),
+}
+"""Named Bedrock answers (``kind``): (exception name, message)."""
 
 
 @dataclass
@@ -53,6 +76,8 @@ class FaultRule:
     match: str | None = None
     """Only requests whose body contains this string."""
     message: str | None = None
+    kind: str | None = None
+    """A named Bedrock answer from :data:`BEDROCK_ANSWERS`; sets ``error`` and ``message``."""
     id: int = 0
     fired: int = 0
     seen: int = 0
@@ -61,6 +86,17 @@ class FaultRule:
     def __post_init__(self) -> None:
         if self.service not in SERVICES:
             raise ValueError(f"fault service {self.service!r}: use one of {SERVICES}")
+        if self.kind is not None:
+            if self.service != "bedrock" or self.kind not in BEDROCK_ANSWERS:
+                raise ValueError(
+                    f"fault kind {self.kind!r}: use one of {sorted(BEDROCK_ANSWERS)} "
+                    "with service bedrock"
+                )
+            if self.error is not None:
+                raise ValueError("give a fault either kind or error, not both")
+            self.error, default = BEDROCK_ANSWERS[self.kind]
+            self.message = self.message or default
+            self.operation = self.operation or "InvokeModel"
         if self.count is not None and self.count < 0:
             raise ValueError("fault count must be >= 0")
         if self.fraction is not None and not 0.0 <= self.fraction <= 1.0:
@@ -119,6 +155,7 @@ class Faults:
             "latency_seconds",
             "match",
             "message",
+            "kind",
         }
         unknown = set(data) - allowed
         if unknown:
@@ -138,6 +175,20 @@ class Faults:
                 fraction=fraction,
                 match=match,
             )
+        )
+
+    def bedrock_answer(
+        self,
+        kind: str,
+        count: int | None = None,
+        *,
+        fraction: float | None = None,
+        match: str | None = None,
+    ) -> FaultRule:
+        """Bedrock answers matching InvokeModel calls with a named answer (``BEDROCK_ANSWERS``):
+        ``model_not_enabled``, ``inference_profile_required`` or ``input_rejected``."""
+        return self.add(
+            FaultRule("bedrock", kind=kind, count=count, fraction=fraction, match=match)
         )
 
     def bedrock_latency(self, seconds: float) -> FaultRule:
@@ -172,8 +223,11 @@ class Faults:
 
     # ------------------------------------------------------------------ decisions
 
-    def decide(self, service: str, operation: str, body: bytes) -> Decision:
-        """What to do with one request: total added delay and the error to answer, if any."""
+    def decide(self, service: str, operation: str, body: bytes, *, model_id: str = "") -> Decision:
+        """What to do with one request: total added delay and the error to answer, if any.
+
+        ``model_id`` (a Bedrock call's, as in its path) fills a message's ``{model_id}``.
+        """
         delay = 0.0
         error: ServiceError | None = None
         with self._lock:
@@ -191,6 +245,8 @@ class Faults:
                     if rule.match not in text:
                         continue
                 rule.seen += 1
+                if rule.error is not None and error is not None and not rule.latency_seconds:
+                    continue  # another rule answers this call: keep this one for the next
                 if rule.fraction is not None and rule._rng.random() >= rule.fraction:
                     continue
                 rule.fired += 1
@@ -199,10 +255,11 @@ class Faults:
                     message = rule.message or DEFAULT_MESSAGES.get(
                         rule.error, f"Injected fault: {rule.error}."
                     )
+                    message = message.replace(MODEL_ID_SLOT, unquote(model_id))
                     error = ServiceError(rule.error, message)
                     self.injected[rule.error] = self.injected.get(rule.error, 0) + 1
             self._rules = [r for r in self._rules if not r.exhausted]
         return Decision(delay, error)
 
 
-__all__ = ["DEFAULT_MESSAGES", "Decision", "FaultRule", "Faults"]
+__all__ = ["BEDROCK_ANSWERS", "DEFAULT_MESSAGES", "Decision", "FaultRule", "Faults"]

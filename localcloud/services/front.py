@@ -151,14 +151,16 @@ class FrontApp:
         body = _read_body(environ)
         started = time.monotonic()
         self._count("bedrock:InvokeModel")
-        decision = self.faults.decide("bedrock", "InvokeModel", body)
+        decision = self.faults.decide("bedrock", "InvokeModel", body, model_id=model_id)
         if decision.error is not None:
             time.sleep(decision.delay)
             raise decision.error
+        region, _ = signing_scope(environ)
         answer = bedrock.invoke_model(
             model_id,
             body,
             read_s3,
+            region=region or "",
             content_type=environ.get("CONTENT_TYPE"),
             accept=environ.get("HTTP_ACCEPT"),
         )

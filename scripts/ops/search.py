@@ -303,7 +303,7 @@ class Searcher:
         self.cfg = cfg
         self.index = index
         self.s3 = s3
-        self.embedder = Embedder(bedrock, model, index.dimension, max_attempts=6)
+        self.embedder = Embedder(bedrock, cfg.model_ref, index.dimension, max_attempts=6)
         self.vectors = VectorIndex(
             s3vectors,
             index.vector_bucket,

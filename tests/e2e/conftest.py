@@ -70,7 +70,7 @@ def nearest(
 ) -> list[tuple[str, float]]:
     """(source key, distance) of the k nearest vectors, through the production modules."""
     cfg = cloud.cfg
-    embedder = Embedder(cloud.client("bedrock-runtime"), cfg.model, cfg.dimension)
+    embedder = Embedder(cloud.client("bedrock-runtime"), cfg.model_ref, cfg.dimension)
     if text is not None:
         vector = embedder.embed_text(text, purpose=cfg.query_purpose)
     else:

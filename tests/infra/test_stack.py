@@ -147,11 +147,15 @@ def test_both_functions_get_exactly_the_configs_lambda_environment(
     expected: dict[str, Any] = dict(cfg.to_lambda_env())
     expected["IMGSEARCH_QUEUE_URL"] = {"Ref": ids["queue"]}
     expected["IMGSEARCH_SOURCE_BUCKET_NAME"] = {"Ref": ids["source"]}
+    # the embedder pins the source bucket's owner: by default the deploying account
+    expected["IMGSEARCH_SOURCE_BUCKET_OWNER"] = {"Ref": "AWS::AccountId"}
     for fn in ("router", "embedder"):
         assert _function(default, ids[fn])["Environment"]["Variables"] == expected
     # the environment reads back into the same config (with the deploy-time values)
     env = {k: (v if isinstance(v, str) else "deploy-time") for k, v in expected.items()}
-    assert PipelineConfig.from_env(env).replace(queue_url="", source_bucket_name="") == cfg
+    env["IMGSEARCH_SOURCE_BUCKET_OWNER"] = "123456789012"
+    deployed = PipelineConfig.from_env(env)
+    assert deployed.replace(queue_url="", source_bucket_name="", source_bucket_owner="") == cfg
 
 
 def test_lambda_environment_fits_lambdas_4_kb_limit(default: Synth, ids: dict[str, str]) -> None:
@@ -233,8 +237,8 @@ def test_embedder_role_grants_exactly_the_listed_actions(
     log_group = _function(default, ids["embedder"])["LoggingConfig"]["LogGroup"]["Ref"]
     logs = _arn(log_group)
     assert _statements(default, ids["embedder"]) == {
+        # the current version only (no VersionId is ever read): no s3:GetObjectVersion
         ("s3:GetObject", objects),
-        ("s3:GetObjectVersion", objects),
         # 404 rather than 403 for a deleted object, so deletes can be confirmed
         ("s3:ListBucket", _arn(ids["source"])),
         ("bedrock:InvokeModel", bedrock),

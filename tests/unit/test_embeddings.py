@@ -22,7 +22,7 @@ from imgsearch.embeddings import (
     text_request,
 )
 from imgsearch.limits import LIMITS
-from imgsearch.models import MARENGO_3, NOVA_MME
+from imgsearch.models import MARENGO_3, NOVA_MME, parse_model_id
 
 # --------------------------------------------------------------------------- requests
 
@@ -239,7 +239,13 @@ def _ok(vector: list[float]) -> dict[str, Any]:
 
 def _embedder(client: Any, fake: FakeTime, **kw: Any) -> Embedder:
     return Embedder(
-        client, NOVA_MME, 256, sleep=fake.sleep, clock=fake.clock, rng=lambda: 1.0, **kw
+        client,
+        parse_model_id(NOVA_MME.model_id),
+        256,
+        sleep=fake.sleep,
+        clock=fake.clock,
+        rng=lambda: 1.0,
+        **kw,
     )
 
 
@@ -275,6 +281,33 @@ def test_embedder_sends_the_model_id_and_json_body() -> None:
     assert seen[0]["modelId"] == "amazon.nova-2-multimodal-embeddings-v1:0"
     body = json.loads(seen[0]["body"])
     assert body["singleEmbeddingParams"]["text"]["value"] == "wind turbine"
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["eu.twelvelabs.marengo-embed-3-0-v1:0", "us.amazon.nova-2-multimodal-embeddings-v1:0"],
+)
+def test_embedder_invokes_the_configured_inference_profile(model_id: str) -> None:
+    """A Region that offers a model only through a profile refuses its base id."""
+    ref = parse_model_id(model_id)
+    client, fake = _client(), FakeTime()
+    seen: list[str] = []
+    client.meta.events.register(
+        "before-parameter-build.bedrock-runtime.InvokeModel",
+        lambda params, **_: seen.append(params["modelId"]),
+    )
+    dimension = ref.spec.default_dimension
+    field = "embeddings" if ref.spec.family == "nova" else "data"
+    payload = json.dumps({field: [{"embedding": [0.5] * dimension}]}).encode()
+    with Stubber(client) as stub:
+        stub.add_response(
+            "invoke_model",
+            {"body": StreamingBody(io.BytesIO(payload), len(payload)), "contentType": "json"},
+        )
+        embedder = Embedder(client, ref, dimension, sleep=fake.sleep, clock=fake.clock)
+        embedder.embed_text("red", purpose="GENERIC_RETRIEVAL")
+    assert seen == [model_id]
+    assert embedder.model is ref.spec  # requests and limits follow the base model
 
 
 def test_embedder_stops_retrying_at_the_deadline() -> None:
@@ -364,7 +397,7 @@ def test_wrong_dimension_response_is_reported() -> None:
 
 def test_embedder_refuses_an_impossible_dimension_up_front() -> None:
     with pytest.raises(EmbeddingError):
-        Embedder(_client(), MARENGO_3, 1024)
+        Embedder(_client(), parse_model_id(MARENGO_3.model_id), 1024)
 
 
 @pytest.mark.parametrize(

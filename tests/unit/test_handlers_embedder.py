@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imgsearch.config import ConfigError, PipelineConfig
 from imgsearch.contract import METRICS
+from imgsearch.embeddings import delivery_attempts
 from imgsearch.messages import vector_key
 from imgsearch.models import MARENGO_3
 from tests.unit.imaging import jpeg, make_image
@@ -829,3 +832,140 @@ def test_any_exception_while_one_message_is_handled_ends_that_message_alone(
     )
     assert "RecursionError" in by_key["boom.jpg"]["detail"]
     assert by_key["a.jpg"]["outcome"] == by_key["b.jpg"]["outcome"] == "embedded"
+
+
+# --------------------------------------------------------------------------- the bucket owner
+
+OWNER = "123456789012"  # moto's account: the bucket's real owner
+
+
+@pytest.fixture
+def owned_pipe(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Pipeline]:
+    yield from start(monkeypatch, capsys, source_bucket_owner=OWNER)
+
+
+def _s3_params(pipe: Pipeline) -> list[tuple[str, dict[str, Any]]]:
+    """(operation, params) of every S3 request the embedder builds."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+    pipe.embedder.S3.meta.events.register(
+        "provide-client-params.s3.*",
+        lambda params, model, **_: seen.append((model.name, dict(params))),
+    )
+    return seen
+
+
+def test_every_source_bucket_call_names_the_expected_owner(owned_pipe: Pipeline) -> None:
+    pipe = owned_pipe
+    seen = _s3_params(pipe)
+    pipe.put("a.jpg", jpeg())
+    pipe.bedrock_ok()
+    pipe.run(pipe.sqs_event(pipe.upsert("a.jpg")))
+    pipe.delete("a.jpg")
+    pipe.run(pipe.sqs_event(pipe.removed("a.jpg")))
+
+    assert [op for op, _ in seen] == ["GetObject", "HeadObject"]
+    assert all(params["ExpectedBucketOwner"] == OWNER for _, params in seen)
+    assert pipe.vectors() == {}
+
+
+def test_bedrock_reads_by_s3_location_only_from_the_expected_owner(owned_pipe: Pipeline) -> None:
+    pipe = owned_pipe
+    seen = _s3_params(pipe)
+    small = jpeg((800, 600))
+    pipe.put("big.jpg", small + b"\0" * (pipe.cfg.model.max_inline_image_bytes + 1024))
+    pipe.bedrock_ok()
+
+    pipe.run(pipe.sqs_event(pipe.upsert("big.jpg")))
+
+    source = pipe.bedrock_requests[0]["singleEmbeddingParams"]["image"]["source"]
+    assert source == {"s3Location": {"uri": f"s3://{SOURCE}/big.jpg", "bucketOwner": OWNER}}
+    assert seen and all(params["ExpectedBucketOwner"] == OWNER for _, params in seen)
+
+
+def test_access_denied_names_the_settings_that_fix_it(pipe: Pipeline) -> None:
+    """S3 answers a missing kms:Decrypt (SSE-KMS) with AccessDenied: say which setting."""
+    pipe.put("a.jpg", jpeg())
+    event = pipe.sqs_event(pipe.upsert("a.jpg"))
+    with Stubber(pipe.embedder.S3) as s3:
+        s3.add_client_error(
+            "get_object",
+            "AccessDenied",
+            "User is not authorized to perform: kms:Decrypt",
+            http_status_code=403,
+        )
+        response = pipe.run(event)
+
+    assert len(response["batchItemFailures"]) == 1  # redelivered, then the DLQ
+    line = only_outcome(pipe)
+    assert (line["outcome"], line["reason"]) == ("transient_failure", "s3_access_denied")
+    detail = str(line["detail"])
+    assert "AccessDenied" in detail and "kms:Decrypt" in detail
+    assert "set source_kms_key_arn" in detail and "source_bucket_owner" in detail
+
+
+# --------------------------------------------------------------------------- the model budget
+
+
+def _delivery(pipe: Pipeline, key: str, receive_count: int) -> dict[str, Any]:
+    event = pipe.sqs_event(pipe.upsert(key))
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+    return event
+
+
+def test_a_later_delivery_gets_only_its_share_of_the_model_attempts(pipe: Pipeline) -> None:
+    # default: 20 attempts over 5 deliveries = 10, 7, 1, 1, 1
+    pipe.put("a.jpg", jpeg())
+    pipe.bedrock_error("ThrottlingException", 429, count=1)
+
+    response = pipe.run(_delivery(pipe, "a.jpg", receive_count=3))
+
+    assert len(response["batchItemFailures"]) == 1
+    assert len(pipe.bedrock_requests) == 1  # not 10 attempts, as on every delivery before
+    line = only_outcome(pipe)
+    assert (line["outcome"], line["reason"]) == ("transient_failure", "throttled")
+    assert "max_model_attempts_per_object=20" in str(line["detail"])
+    assert "delivery 3 of at most 5" in str(line["detail"])
+
+
+@pytest.fixture
+def small_budget_pipe(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Pipeline]:
+    yield from start(monkeypatch, capsys, max_model_attempts_per_object=2)
+
+
+def test_a_spent_budget_calls_no_model_and_sends_the_message_on_to_the_dlq(
+    small_budget_pipe: Pipeline,
+) -> None:
+    pipe = small_budget_pipe
+    pipe.put("a.jpg", jpeg())
+
+    response = pipe.run(_delivery(pipe, "a.jpg", receive_count=3))  # 1 + 1 already spent
+
+    assert len(response["batchItemFailures"]) == 1
+    assert pipe.bedrock_requests == []
+    line = only_outcome(pipe)
+    assert (line["outcome"], line["reason"]) == ("transient_failure", "model_attempts_spent")
+    assert "max_model_attempts_per_object=2" in str(line["detail"])
+    assert pipe.vectors() == {}
+
+
+@given(
+    total=st.integers(1, 200),
+    per_delivery=st.integers(1, 20),
+    deliveries=st.integers(1, 50),
+)
+def test_the_attempts_of_all_deliveries_never_exceed_the_budget(
+    total: int, per_delivery: int, deliveries: int
+) -> None:
+    shares = [
+        delivery_attempts(n, per_delivery=per_delivery, total=total, deliveries=deliveries)
+        for n in range(1, deliveries + 3)
+    ]
+    assert sum(shares) <= total
+    assert all(0 <= share <= per_delivery for share in shares)
+    assert shares[0] == min(per_delivery, max(1, total - (deliveries - 1)))  # first goes far
+    # while the budget lasts, no delivery is left without an attempt
+    assert all(share >= 1 for share in shares[: min(total, deliveries)])

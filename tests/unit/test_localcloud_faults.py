@@ -1,9 +1,16 @@
-"""Fault rules of the local cloud: next-N, fractions, matching, latency."""
+"""Fault rules of the local cloud: next-N, fractions, matching, latency, named answers."""
 
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ClientError
 
+from imgsearch.bedrock_errors import (
+    ACCESS_DENIED,
+    REJECTED_INPUT,
+    classify,
+)
+from imgsearch.bedrock_errors import MODEL_CONFIGURATION_ERROR as CONFIGURATION
 from localcloud.services.faults import FaultRule, Faults
 
 
@@ -68,3 +75,71 @@ def test_latency_adds_up_and_errors_keep_their_status() -> None:
 def test_bad_rules_are_refused(spec: dict[str, object]) -> None:
     with pytest.raises((ValueError, TypeError)):
         Faults().add_from_json(spec)
+
+
+MARENGO = "twelvelabs.marengo-embed-3-0-v1:0"
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "status", "reason", "transient"),
+    [
+        ("model_not_enabled", "AccessDeniedException", 403, ACCESS_DENIED, True),
+        ("inference_profile_required", "ValidationException", 400, CONFIGURATION, True),
+        ("input_rejected", "ValidationException", 400, REJECTED_INPUT, False),
+    ],
+)
+def test_named_bedrock_answers_and_what_the_pipeline_makes_of_them(
+    kind: str, code: str, status: int, reason: str, transient: bool
+) -> None:
+    faults = Faults()
+    faults.bedrock_answer(kind, 1)
+    decision = faults.decide("bedrock", "InvokeModel", b"{}", model_id=MARENGO.replace(":", "%3A"))
+    assert faults.decide("bedrock", "InvokeModel", b"{}").error is None  # count=1 retired
+    error = decision.error
+    assert error is not None and (error.code, error.status) == (code, status)
+    if kind == "inference_profile_required":
+        assert error.message == (
+            f"Invocation of model ID {MARENGO} with on-demand throughput isn't supported. "
+            "Retry your request with the ID or ARN of an inference profile that contains "
+            "this model."
+        )
+    # As botocore hands the answer to the embedder: only input_rejected is the image's.
+    exc = ClientError(
+        {
+            "Error": {"Code": error.code, "Message": error.message},
+            "ResponseMetadata": {"HTTPStatusCode": error.status},
+        },
+        "InvokeModel",
+    )
+    got, retry_now = classify(exc)
+    assert (got, got != REJECTED_INPUT, retry_now) == (reason, transient, False)
+
+
+def test_a_named_answer_can_be_set_over_json() -> None:
+    faults = Faults()
+    rule = faults.add_from_json({"service": "bedrock", "kind": "model_not_enabled", "count": 2})
+    assert rule.public()["kind"] == "model_not_enabled"
+    assert rule.public()["error"] == "AccessDeniedException"
+    assert _errors(faults, 3) == ["AccessDeniedException"] * 2 + ["-"]
+    assert _errors(faults, 1, "s3vectors", "PutVectors") == ["-"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"service": "bedrock", "kind": "bad_luck"},
+        {"service": "s3vectors", "kind": "model_not_enabled"},
+        {"service": "bedrock", "kind": "input_rejected", "error": "ThrottlingException"},
+    ],
+)
+def test_bad_kinds_are_refused(spec: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="kind"):
+        Faults().add_from_json(spec)
+
+
+def test_an_error_rule_is_not_used_up_by_a_call_another_rule_answered() -> None:
+    """Two next-1 rules answer two calls, one each (the second is not spent on the first)."""
+    faults = Faults()
+    faults.bedrock_answer("model_not_enabled", 1)
+    faults.bedrock_answer("inference_profile_required", 1)
+    assert _errors(faults, 3) == ["AccessDeniedException", "ValidationException", "-"]

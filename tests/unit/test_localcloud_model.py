@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from imgsearch.embeddings import image_request, parse_response, text_request
-from imgsearch.models import MARENGO_3, NOVA_MME
+from imgsearch.models import MARENGO_3, NOVA_MME, parse_model_id
 from localcloud.samples import corrupt_jpeg, encode, photo, sample_set
 from localcloud.services import standin_model
 from localcloud.services.bedrock import invoke_model, resolve_model
@@ -27,14 +27,16 @@ def _no_s3(bucket: str, key: str) -> bytes:
     raise AssertionError(f"unexpected S3 read of s3://{bucket}/{key}")
 
 
-def _invoke(model_id: str, body: Any, read_s3: Any = _no_s3) -> dict[str, Any]:
+def _invoke(
+    model_id: str, body: Any, read_s3: Any = _no_s3, region: str = "us-east-1"
+) -> dict[str, Any]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return invoke_model(model_id, raw, read_s3)
+    return invoke_model(model_id, raw, read_s3, region=region)
 
 
-def _rejected(model_id: str, body: Any, read_s3: Any = _no_s3) -> str:
+def _rejected(model_id: str, body: Any, read_s3: Any = _no_s3, region: str = "us-east-1") -> str:
     with pytest.raises(ServiceError) as err:
-        _invoke(model_id, body, read_s3)
+        _invoke(model_id, body, read_s3, region)
     assert err.value.code == "ValidationException"
     assert err.value.status == 400
     return err.value.message
@@ -203,11 +205,63 @@ def test_nova_text_truncation_modes() -> None:
 
 
 def test_model_ids_arns_and_profiles_resolve() -> None:
-    assert resolve_model(NOVA) is NOVA_MME
-    assert resolve_model(f"us.{NOVA}") is NOVA_MME
-    assert resolve_model(f"arn:aws:bedrock:us-east-1::foundation-model/{NOVA}") is NOVA_MME
-    with pytest.raises(ServiceError, match="model identifier is invalid"):
-        resolve_model("amazon.titan-embed-image-v1")
+    assert resolve_model(NOVA, "us-east-1") is NOVA_MME
+    assert resolve_model(f"us.{NOVA}", "us-east-1") is NOVA_MME
+    assert resolve_model(f"arn:aws:bedrock:us-east-1::foundation-model/{NOVA}", "us-east-1") is (
+        NOVA_MME
+    )
+    profile_arn = f"arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.{MARENGO}"
+    assert resolve_model(profile_arn, "eu-west-1") is MARENGO_3
+    assert resolve_model(f"{MARENGO}".replace(":", "%3A"), "us-east-1") is MARENGO_3
+
+
+INVALID = "The provided model identifier is invalid."
+ON_DEMAND = (
+    "Invocation of model ID {} with on-demand throughput isn't supported. Retry your "
+    "request with the ID or ARN of an inference profile that contains this model."
+)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "region", "message"),
+    [
+        ("amazon.titan-embed-image-v1", "us-east-1", INVALID),  # a model we do not serve
+        (f"eu.{NOVA}", "us-east-1", INVALID),  # eu. outside the EU
+        (f"eu.{MARENGO}", "us-east-1", INVALID),
+        (f"us.{MARENGO}", "eu-west-1", INVALID),  # us. outside the US
+        (f"apac.{MARENGO}", "ap-northeast-2", INVALID),  # a profile that does not exist
+        (f"eu.eu.{MARENGO}", "eu-west-1", INVALID),
+        (NOVA, "eu-west-1", INVALID),  # not offered in the Region at all
+        (MARENGO, "eu-west-1", ON_DEMAND.format(MARENGO)),  # only through a profile there
+        (f"arn:aws:bedrock:eu-west-1::foundation-model/{MARENGO}", "eu-west-1", None),
+    ],
+)
+def test_model_ids_are_checked_against_the_callers_region(
+    coffee: bytes, model_id: str, region: str, message: str | None
+) -> None:
+    body = {"inputType": "text", "text": {"inputText": "red"}}
+    expected = message or ON_DEMAND.format(f"arn:aws:bedrock:eu-west-1::foundation-model/{MARENGO}")
+    assert _rejected(model_id, body, region=region) == expected
+
+
+@pytest.mark.parametrize(
+    ("model_id", "region"),
+    [
+        (NOVA, "us-east-1"),
+        (f"us.{NOVA}", "us-east-1"),
+        (MARENGO, "us-east-1"),
+        (f"us.{MARENGO}", "us-east-1"),
+        (f"eu.{MARENGO}", "eu-west-1"),
+        (MARENGO, "ap-northeast-2"),
+    ],
+)
+def test_offered_model_ids_answer(model_id: str, region: str) -> None:
+    ref = parse_model_id(model_id)
+    body = text_request(
+        ref.spec, purpose="GENERIC_RETRIEVAL", dimension=ref.spec.default_dimension, text="red"
+    )
+    answer = _invoke(model_id, body, region=region)
+    assert len(parse_response(ref.spec, answer, ref.spec.default_dimension)) > 0
 
 
 # --------------------------------------------------------------------------- Marengo

@@ -56,7 +56,7 @@ RUNNER = BatchRunner(
     ObjectConverger(
         CFG,
         S3,
-        Embedder(BEDROCK, CFG.model, CFG.dimension),
+        Embedder(BEDROCK, CFG.model_ref, CFG.dimension),
         VectorIndex(
             S3VECTORS,
             CFG.vector_bucket_name,
@@ -87,6 +87,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[s
             message_id=r["messageId"],
             body=r.get("body") or "",
             group_id=(r.get("attributes") or {}).get("MessageGroupId"),
+            receive_count=_receive_count(r),
         )
         for r in records
     ]
@@ -95,6 +96,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[s
         _log_outcome(item.message_id, results[item.message_id])
     _emit_metrics(results.values())
     return partial_batch_response(items, results)
+
+
+def _receive_count(record: dict[str, Any]) -> int:
+    """Which delivery this is (SQS ``ApproximateReceiveCount``; 1 if it is missing)."""
+    raw = (record.get("attributes") or {}).get("ApproximateReceiveCount")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else 1
 
 
 def _log_outcome(message_id: str, result: MessageResult) -> None:
