@@ -11,7 +11,10 @@ the DLQ) and reports every object that is not in exactly one of
 * a permanent failure is recorded for it (its last outcome), or
 * a message for it is in the dead-letter queue.
 
-Objects that no longer exist must have no vector, unless their delete is in the DLQ.
+An earlier version's vector may stay beside the newer version's message in the DLQ, or
+beside a permanent failure whose line says ``earlier_vector_kept`` (a model's answer
+never deletes a vector). Objects that no longer exist must have no vector, unless their
+delete is in the DLQ.
 And one message group never runs twice at once: the local event source counts every
 overlap, and each is a violation (per-object order would be lost).
 """
@@ -41,6 +44,8 @@ class OutcomeRecord:
     bucket: str
     key: str
     vector_key: str | None
+    earlier_vector_kept: bool = False
+    """A permanent failure that left an earlier version's vector in place on purpose."""
 
 
 def parse_outcome(record: Mapping[str, Any]) -> OutcomeRecord | None:
@@ -60,6 +65,7 @@ def parse_outcome(record: Mapping[str, Any]) -> OutcomeRecord | None:
         bucket,
         key,
         str(vkey) if vkey is not None else None,
+        record.get(f.earlier_vector_kept) is True,
     )
 
 
@@ -172,7 +178,14 @@ def check(
             report.in_dlq += dlq
             if failed and outcome is not None:
                 report.failures_by_reason[outcome.reason or "unknown"] += 1
-            if len(states) != 1:
+            # An earlier version's vector may stay beside the newer version's parked
+            # message (transient failures never delete) or beside a model-answer failure
+            # that says it kept it; any other combination, or none, is a violation.
+            kept = has_vector and (
+                (dlq and not failed)
+                or (failed and not dlq and outcome is not None and outcome.earlier_vector_kept)
+            )
+            if len(states) != 1 and not kept:
                 seen = outcome.outcome if outcome else "no outcome logged"
                 report.violations.append(
                     f"s3://{obj[0]}/{obj[1]}: in {len(states)} states {states or ''} "

@@ -105,6 +105,9 @@ class OutcomeFields:
     origin: str = "origin"
     embed_ms: str = "embed_ms"
     retries: str = "retries"
+    earlier_vector_kept: str = "earlier_vector_kept"
+    """True on a permanent failure that left an earlier version's vector in place (a model
+    answer is no proof the new bytes are bad); the accounting allows that vector."""
 
 
 OUTCOME_FIELDS = OutcomeFields()

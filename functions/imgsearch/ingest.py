@@ -27,7 +27,7 @@ from imgsearch import converge
 from imgsearch.aws_errors import client_error_text, error_code, http_status
 from imgsearch.bedrock_errors import CONNECTION_ERROR
 from imgsearch.config import PipelineConfig
-from imgsearch.contract import SUCCESS_OUTCOMES, Outcome
+from imgsearch.contract import OUTCOME_FIELDS, SUCCESS_OUTCOMES, Outcome
 from imgsearch.embeddings import Embedder, EmbeddingError, delivery_attempts
 from imgsearch.images import HEADER_READ_BYTES, ImageInfo, UnsupportedImage, sniff
 from imgsearch.messages import ObjectMessage, now_iso, vector_key
@@ -213,7 +213,9 @@ class ObjectConverger:
         except EmbeddingError as exc:
             # Transient or not, the model's answer is no proof the bytes are bad: the
             # earlier vector stays (see the module docstring).
-            return result.fail(exc.reason, exc.detail, transient=exc.transient)
+            return _keeping_vector(result, had_vector).fail(
+                exc.reason, exc.detail, transient=exc.transient
+            )
         changed = self._recheck(msg, etag, route, result)
         if changed is not None:
             return changed
@@ -232,7 +234,7 @@ class ObjectConverger:
                 record, dimension=self.cfg.dimension, distance_metric=self.cfg.distance_metric
             )
         except VectorRejected as exc:
-            return result.fail(exc.reason, exc.detail, transient=False)
+            return _keeping_vector(result, had_vector).fail(exc.reason, exc.detail, transient=False)
         result.record = record
         return result.end("embedded")
 
@@ -434,6 +436,13 @@ class ObjectConverger:
             self.index.delete([vkey])
             result.fields["stale_vector_deleted"] = True
         return result.fail(reason, detail, transient=False)
+
+
+def _keeping_vector(result: MessageResult, had_vector: bool) -> MessageResult:
+    """Say in the log line that an earlier version's vector stays beside this failure."""
+    if had_vector:
+        result.fields[OUTCOME_FIELDS.earlier_vector_kept] = True
+    return result
 
 
 def _s3_error_text(exc: ClientError, reason: str) -> str:

@@ -278,6 +278,7 @@ def test_bedrock_validation_error_is_permanent(pipe: Pipeline) -> None:
     line = only_outcome(pipe)
     assert (line["outcome"], line["reason"]) == ("permanent_failure", "model_rejected_input")
     assert "Unable to process the image" in str(line["detail"])
+    assert "earlier_vector_kept" not in line  # there was no earlier vector
 
 
 def test_invalid_message_body_is_permanent(pipe: Pipeline) -> None:
@@ -788,6 +789,7 @@ def test_a_model_rejection_of_a_new_version_keeps_the_earlier_vector(pipe: Pipel
     line = only_outcome(pipe)
     assert (line["outcome"], line["reason"]) == ("permanent_failure", "model_rejected_input")
     assert "stale_vector_deleted" not in line
+    assert line["earlier_vector_kept"] is True  # what the local cloud's accounting allows
     assert len(pipe.vectors()) == 1  # a model's answer may be about configuration
 
 
