@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from imgsearch.blueprint import INVENTORY_FIELDS
+from imgsearch.contract import OUTPUTS
 from tests.infra.conftest import Synth, SynthFn
 
 
@@ -37,8 +38,10 @@ def test_dimension_3072_changes_the_index_and_the_lambda_environment_and_nothing
         f"/Resources/{index}/Properties/Dimension",
         f"/Resources/{router}/Properties/Environment/Variables/IMGSEARCH_DIMENSION",
         f"/Resources/{embedder}/Properties/Environment/Variables/IMGSEARCH_DIMENSION",
+        f"/Outputs/{OUTPUTS.deployed_config}/Value",  # the scripts read the dimension from it
     }
     assert after.raw["Resources"][index]["Properties"]["Dimension"] == 3072
+    assert json.loads(after.raw["Outputs"][OUTPUTS.deployed_config]["Value"])["dimension"] == 3072
     for fn in (router, embedder):
         variables = after.raw["Resources"][fn]["Properties"]["Environment"]["Variables"]
         assert variables["IMGSEARCH_DIMENSION"] == "3072"
