@@ -28,7 +28,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -38,6 +37,7 @@ from imgsearch.embeddings import Embedder
 from imgsearch.ingest import ObjectConverger
 from imgsearch.messages import for_backfill, to_send_entry
 from imgsearch.vectors import VectorIndex
+from infra.paths import FUNCTIONS_DIR
 
 TARGET_CPU_MS = 5.0
 TARGET_IMPORT_MS = 300.0
@@ -72,13 +72,10 @@ def cold_import(dimension: int, runs: int) -> None:
     # What Lambda sets and the X-Ray SDK looks at: outside Lambda its recorder builds a
     # sampling client (two botocore clients, ~160 ms) that it never builds inside Lambda.
     env = lambda_env(dimension) | {
-        "LAMBDA_TASK_ROOT": str(Path(__file__).resolve().parents[1] / "functions"),
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR),
         "AWS_LAMBDA_FUNCTION_NAME": "imgsearch-embedder-bench",
     }
-    deps = (
-        "import boto3, aws_lambda_powertools, aws_lambda_powertools.utilities.batch, "
-        "aws_xray_sdk.core"
-    )
+    deps = "import boto3, aws_lambda_powertools, aws_xray_sdk.core"
     clients = f"{deps}; [boto3.client(s) for s in ('s3', 's3vectors', 'bedrock-runtime')]"
     measured = {
         "boto3 + Powertools + X-Ray SDK imports": [_time_import(deps, env) for _ in range(runs)],

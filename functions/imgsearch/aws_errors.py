@@ -11,7 +11,13 @@ import math
 import random
 from collections.abc import Callable
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 S3_NOT_FOUND_CODES: frozenset[str] = frozenset({"NoSuchKey", "NotFound", "404"})
 """``GetObject`` says ``NoSuchKey``; ``HeadObject`` has no body, so botocore reports ``404``
@@ -30,6 +36,14 @@ THROTTLING_CODES: frozenset[str] = frozenset(
     }
 )
 """Codes with which AWS services say "too many requests, slow down"."""
+
+NETWORK_ERRORS: tuple[type[Exception], ...] = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+"""botocore errors of a call that never got an answer: worth retrying like a throttle."""
 
 
 def error_code(exc: ClientError) -> str:
@@ -61,12 +75,14 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and is_not_found_code(error_code(exc), http_status(exc))
 
 
+def is_missing_bucket(exc: BaseException) -> bool:
+    """S3 says the bucket does not exist (a 404 as well, but another fix: name or region)."""
+    return isinstance(exc, ClientError) and error_code(exc) == "NoSuchBucket"
+
+
 def is_missing_object(exc: BaseException) -> bool:
-    """S3 says the object is not there, but the bucket is: a missing bucket is a 404 too
-    (``NoSuchBucket``), and needs another fix (the name or the region)."""
-    return is_not_found(exc) and not (
-        isinstance(exc, ClientError) and error_code(exc) == "NoSuchBucket"
-    )
+    """S3 says the object is not there, but the bucket is."""
+    return is_not_found(exc) and not is_missing_bucket(exc)
 
 
 def is_throttle(exc: BaseException) -> bool:
@@ -83,6 +99,7 @@ def backoff_delay(
 
 
 __all__ = [
+    "NETWORK_ERRORS",
     "S3_NOT_FOUND_CODES",
     "THROTTLING_CODES",
     "backoff_delay",
@@ -90,6 +107,7 @@ __all__ = [
     "error_code",
     "error_message",
     "http_status",
+    "is_missing_bucket",
     "is_missing_object",
     "is_not_found",
     "is_not_found_code",

@@ -15,13 +15,7 @@ from __future__ import annotations
 
 import re
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError
 
 from imgsearch.aws_errors import error_code, error_message, http_status
 
@@ -70,14 +64,6 @@ _INPUT_WORDS = re.compile(
     re.IGNORECASE,
 )
 
-CONNECTION_ERRORS = (
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-)
-"""botocore errors of a call that never got an answer: retried like a throttle."""
-
 
 def is_input_rejection(message: str) -> bool:
     """True if a ``ValidationException`` message is about the input (the image itself)."""
@@ -107,7 +93,6 @@ def classify(exc: ClientError) -> tuple[str, bool]:
 __all__ = [
     "ACCESS_DENIED",
     "CONNECTION_ERROR",
-    "CONNECTION_ERRORS",
     "MODEL_CONFIGURATION_ERROR",
     "MODEL_NOT_FOUND",
     "REJECTED_INPUT",

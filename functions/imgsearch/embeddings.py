@@ -49,10 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imgsearch.aws_errors import backoff_delay, error_code, error_message
+from imgsearch.aws_errors import NETWORK_ERRORS, backoff_delay, error_code, error_message
 from imgsearch.bedrock_errors import (
     CONNECTION_ERROR,
-    CONNECTION_ERRORS,
     REJECTED_INPUT,
     classify,
 )
@@ -363,7 +362,7 @@ class Embedder:
                     raise EmbeddingError(
                         reason, detail, transient=reason != REJECTED_INPUT
                     ) from exc
-            except CONNECTION_ERRORS as exc:
+            except NETWORK_ERRORS as exc:
                 reason, detail = CONNECTION_ERROR, f"{type(exc).__name__}: {exc}"
             attempt += 1
             delay = backoff_delay(

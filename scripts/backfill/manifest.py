@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from botocore.exceptions import ClientError
 
-from imgsearch.aws_errors import error_code, is_missing_object
+from imgsearch.aws_errors import is_missing_bucket, is_missing_object
 from imgsearch.s3uri import S3Uri, is_s3_uri, parse_s3_uri
 from scripts.backfill.errors import InventoryError
 from scripts.common.cli import describe_aws_error
@@ -335,6 +335,6 @@ def _get_bytes(s3_client: S3Client, uri: S3Uri, what: str | None) -> bytes | Non
 
 def s3_error(exc: ClientError, where: str) -> InventoryError:
     """An S3 failure reading the inventory at ``where``, as the operator's one line."""
-    if error_code(exc) == "NoSuchBucket":
+    if is_missing_bucket(exc):
         return InventoryError(f"{where}: bucket does not exist (check the name and --region)")
     return InventoryError(f"{where}: {describe_aws_error(exc)}")

@@ -29,15 +29,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError
 
 from imgsearch.aws_errors import (
+    NETWORK_ERRORS,
     THROTTLING_CODES,
     backoff_delay,
     error_code,
@@ -63,12 +58,6 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "ServiceUnavailableException",
     }
-)
-NETWORK_ERRORS: tuple[type[Exception], ...] = (
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
 )
 
 

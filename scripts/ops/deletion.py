@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from imgsearch.aws_errors import error_code
+from imgsearch.aws_errors import is_missing_bucket
 from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
 from imgsearch.vectors import VectorIndex
@@ -52,7 +52,7 @@ def plan_prefix(
                 plan.objects_listed += 1
                 candidates[vector_key(bucket, obj["Key"])] = f"s3://{bucket}/{obj['Key']}"
     except ClientError as exc:
-        if error_code(exc) == "NoSuchBucket":
+        if is_missing_bucket(exc):
             raise ResourceNotFound(
                 f"--prefix s3://{bucket}/{prefix}: bucket {bucket!r} does not exist"
             ) from exc

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from imgsearch import converge
-from imgsearch.aws_errors import error_code, error_message, is_not_found
+from imgsearch.aws_errors import error_code, error_message, is_missing_bucket, is_not_found
 from imgsearch.bedrock_errors import ACCESS_DENIED, MODEL_NOT_FOUND
 from imgsearch.config import PipelineConfig
 from imgsearch.embeddings import Embedder, EmbeddingError
@@ -223,7 +223,7 @@ def read_s3_image(uri: str, s3: S3Client, cfg: PipelineConfig) -> QueryImage:
     except ClientError as exc:
         code = error_code(exc)
         # NoSuchBucket is a 404 too: tell it apart before the object-not-found rule.
-        if code == "NoSuchBucket":
+        if is_missing_bucket(exc):
             raise ResourceNotFound(f"--image {uri!r}: bucket {bucket!r} does not exist") from exc
         if is_not_found(exc):
             raise ResourceNotFound(f"--image {uri!r}: no such object") from exc

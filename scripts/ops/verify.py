@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imgsearch.aws_errors import error_code
+from imgsearch.aws_errors import is_missing_bucket
 from imgsearch.config import PipelineConfig
 from imgsearch.converge import normalize_etag
 from imgsearch.enqueue import send_messages
@@ -146,7 +146,7 @@ def list_objects(s3: S3Client, bucket: str, selection: KeySelection) -> Iterator
                             last_modified=modified.isoformat() if modified else None,
                         )
         except ClientError as exc:
-            if error_code(exc) == "NoSuchBucket":
+            if is_missing_bucket(exc):
                 raise ResourceNotFound(
                     f"source bucket {bucket!r} does not exist: check --source-bucket or the "
                     "stack's SourceBucketName output"
