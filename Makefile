@@ -61,8 +61,12 @@ lint: install ## ruff, ruff format --check, and the import rules (pyproject.toml
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Three pytest workers, one test file each at a time (--dist loadfile keeps a file's cached
+# synths and clouds together): the end-to-end tests mostly wait on the local cloud's
+# visibility timeouts, so three share two cores well. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 3
 test: build lint typecheck ## everything CI runs
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: build
 	$(PY) -m pytest tests/unit
