@@ -5,6 +5,14 @@
 message group, ``batchItemFailures`` honoured (:func:`successes`: only the successes are
 deleted), everything else left to the visibility timeout, redelivery and the queue's
 redrive policy (the DLQ after ``maxReceiveCount``).
+
+A batch is what one ``ReceiveMessage`` returns: Lambda has no batching window for FIFO
+queues ("Batching window is not supported for FIFO queues", Lambda parameters for Amazon SQS
+event source mappings; ``BatchSize`` at most 10 for FIFO), and SQS returns as many messages
+of one group as it can per receive, in order ("FIFO queue delivery logic in Amazon SQS").
+So a batch can hold several messages of one group; the local SQS does this too
+(``localcloud/services/fauxqs_fifo.mjs``). ``stats["group_runs"]`` counts the batches that
+did, so a test can see the path was taken.
 """
 
 from __future__ import annotations
@@ -247,7 +255,7 @@ class SqsEventSource:
                 self._slots.release()
 
     def _run(self, client: SQSClient, batch: list[dict[str, Any]], groups: set[str]) -> None:
-        self._count(batches=1, messages=len(batch))
+        self._count(batches=1, messages=len(batch), group_runs=int(len(groups) < len(batch)))
         try:
             result = self.pool.invoke(sqs_event(batch, self.queue_arn, self.region))
         except WorkerDied as exc:

@@ -4,9 +4,11 @@
 // Queue URLs name the address the client used (http://127.0.0.1:PORT/000000000000/q)
 // rather than fauxqs' default sqs.REGION.localhost host, so they are reachable as given.
 import { buildApp } from "fauxqs";
+import { strictFifo } from "./fauxqs_fifo.mjs";
 
 const storeUrl = new URL("../../node_modules/fauxqs/dist/sqs/sqsStore.js", import.meta.url);
-const { SqsStore } = await import(storeUrl.href);
+const { SqsStore, SqsQueue } = await import(storeUrl.href);
+strictFifo(SqsQueue); // several messages of one group per receive, as SQS (fauxqs_fifo.mjs)
 const sqsStore = new SqsStore();
 sqsStore.host = "";
 

@@ -5,7 +5,8 @@ it slows quadratically and cannot hold a 10,000-message burst. fauxqs keeps FIFO
 semantics (message groups with one in-flight batch per group, deduplication, visibility
 timeouts, receive counts, redrive to a FIFO DLQ after ``maxReceiveCount``) at thousands
 of messages a second. Differences from SQS that matter here: one ``ReceiveMessage``
-returns at most one message per group, and ``StartMessageMoveTask`` is missing.
+returns at most one message per group (the launcher corrects that, ``fauxqs_fifo.mjs``),
+and ``StartMessageMoveTask`` is missing.
 
 The child is tied to its parent: it exits when the parent closes its stdin (also when
 the parent dies), and :meth:`SqsServer.close` terminates it.

@@ -10,6 +10,7 @@ is in exactly one of {vector stored, permanent failure recorded, message in a DL
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,15 @@ def assert_accounted(cloud: LocalCloud) -> AccountingReport:
     report = cloud.accounting()
     assert report.ok, "accounting invariant broken:\n" + "\n".join(report.violations)
     return report
+
+
+def wait_queued(cloud: LocalCloud, count: int, timeout: float = 30.0) -> None:
+    """Wait until ``count`` messages wait in the embed queue (e.g. while polling is off)."""
+    deadline = time.monotonic() + timeout
+    while (queued := cloud.snapshot().queued) < count:
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{queued} of {count} messages queued after {timeout:.0f}s")
+        time.sleep(0.1)
 
 
 def upload(cloud: LocalCloud, key: str, data: bytes) -> None:

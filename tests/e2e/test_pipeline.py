@@ -14,7 +14,7 @@ import pytest
 from imgsearch.messages import vector_key
 from localcloud.cloud import LocalCloud
 from localcloud.samples import corrupt_jpeg, encode, photo, sample_set
-from tests.e2e.conftest import assert_accounted, nearest, upload
+from tests.e2e.conftest import assert_accounted, nearest, upload, wait_queued
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +36,28 @@ def test_images_become_vectors_and_both_searches_find_them(cloud: LocalCloud) ->
     assert nearest(cloud, text="red", k=1)[0][0].startswith("photos/retina")
 
 
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_quick_overwrites_end_with_the_last_version(
+    make_cloud: Callable[..., LocalCloud], batch_size: int
+) -> None:
+    # With batch_size 10 the three messages of the one key (one message group) can reach
+    # the embedder in one batch, in order: the last version must be the one kept.
+    cloud = make_cloud(batch_size=batch_size)
+    assert cloud.event_source is not None
+    cloud.event_source.disable()  # all versions are queued when polling starts
+    versions = [encode(photo(name, 128)) for name in ("coffee", "rocket", "retina")]
+    for data in versions:
+        upload(cloud, "photos/same.jpg", data)
+    wait_queued(cloud, 3)
+    cloud.event_source.enable()
+    report = assert_accounted(cloud)
+    assert report.vectors == 1
+    [(key, distance)] = nearest(cloud, image=versions[-1], k=1)
+    assert key == "photos/same.jpg" and distance == pytest.approx(0.0, abs=1e-4)
+    if batch_size > 1:
+        assert cloud.event_source.stats["group_runs"] >= 1
+
+
 def test_overwrite_keeps_one_vector_with_the_new_content(cloud: LocalCloud) -> None:
     first, second = encode(photo("coffee", 192)), encode(photo("rocket", 192))
     upload(cloud, "photos/same.jpg", first)
@@ -48,7 +70,9 @@ def test_overwrite_keeps_one_vector_with_the_new_content(cloud: LocalCloud) -> N
     assert key == "photos/same.jpg" and distance == pytest.approx(0.0, abs=1e-4)
 
 
-def test_delete_removes_the_vector(cloud: LocalCloud) -> None:
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_delete_removes_the_vector(make_cloud: Callable[..., LocalCloud], batch_size: int) -> None:
+    cloud = make_cloud(batch_size=batch_size)
     for name in ("coffee", "chelsea"):
         upload(cloud, f"photos/{name}.jpg", encode(photo(name, 192)))
     assert assert_accounted(cloud).vectors == 2
@@ -95,10 +119,11 @@ def test_a_burst_of_throttling_is_absorbed_without_loss(cloud: LocalCloud) -> No
     assert (report.vectors, report.permanent_failures, report.in_dlq) == (len(samples), 0, 0)
 
 
+@pytest.mark.parametrize("batch_size", [1, 10])
 def test_a_message_that_keeps_failing_lands_in_the_dlq(
-    make_cloud: Callable[..., LocalCloud],
+    make_cloud: Callable[..., LocalCloud], batch_size: int
 ) -> None:
-    cloud = make_cloud(max_receive_count=2)
+    cloud = make_cloud(max_receive_count=2, batch_size=batch_size)
     bucket = cloud.resources.source_bucket
     doomed = "photos/doomed.jpg"
     # S3 Vectors refuses every write of this one object's vector.

@@ -41,6 +41,7 @@ def sqs_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
             t=time.time(),
             remaining_ms=context.get_remaining_time_in_millis(),
             pid=os.getpid(),
+            request=context.aws_request_id,
         )
         if body.get("meet"):
             with open(os.path.join(body["meet"], body["id"]), "w"):

@@ -28,17 +28,18 @@ from localcloud.telemetry.emf import parse_emf
 LAMBDAS = "tests.unit.localcloud_lambdas"
 
 
+CONFIG: dict[str, Any] = {
+    # 6 x the function timeout, as AWS asks of an SQS event source.
+    "visibility_timeout_seconds": 12,
+    "embedder_timeout_seconds": 2,
+    "max_receive_count": 2,
+    "embedder_concurrency": 3,
+}
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
-    cfg = load_config(
-        overrides={
-            # 6 x the function timeout, as AWS asks of an SQS event source.
-            "visibility_timeout_seconds": 12,
-            "embedder_timeout_seconds": 2,
-            "max_receive_count": 2,
-            "embedder_concurrency": 3,
-        }
-    )
+    cfg = load_config(overrides=CONFIG)
     with LocalCloud.start(
         cfg,
         router_handler=f"{LAMBDAS}.s3_router",
@@ -321,6 +322,40 @@ def test_the_event_source_receives_only_what_can_start_at_once(cloud: LocalCloud
         _send(cloud, f"ahead{i}", id=f"ahead-{i}", sleep=0.3)
     cloud.wait_idle(60)
     assert 1 <= cloud.event_source.stats["peak_in_flight"] <= cloud.cfg.embedder_concurrency
+
+
+@pytest.mark.parametrize("how", ["change_visibility", "timeout"])
+def test_a_returned_fifo_batch_keeps_its_order(cloud: LocalCloud, how: str) -> None:
+    """Messages of one group that are visible again together come back in their order."""
+    sqs = cloud.client("sqs")
+    url = sqs.create_queue(
+        QueueName=f"order-{how}.fifo",
+        Attributes={"FifoQueue": "true", "VisibilityTimeout": "1"},
+    )["QueueUrl"]
+    for i in range(4):
+        sqs.send_message(
+            QueueUrl=url, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"{i}"
+        )
+
+    def receive(wait: int = 2) -> list[dict[str, Any]]:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
+        return [dict(m) for m in got.get("Messages", [])]
+
+    first = receive()
+    assert [m["Body"] for m in first] == ["m0", "m1", "m2", "m3"]
+    assert receive(wait=0) == []  # the group is locked while its messages are in flight
+    if how == "change_visibility":
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(first)
+            ],
+        )
+    else:
+        time.sleep(1.5)
+    assert [m["Body"] for m in receive()] == ["m0", "m1", "m2", "m3"]
+    sqs.delete_queue(QueueUrl=url)
 
 
 def test_a_group_handed_out_twice_at_once_is_an_accounting_violation(cloud: LocalCloud) -> None:
