@@ -24,7 +24,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -68,8 +68,43 @@ REDRIVE_VISIBILITY_SECONDS = 120
 # --------------------------------------------------------------------------- list
 
 
+class ListedEntry:
+    """What a dead-letter listing shows of one message, in either DLQ: its fields and why."""
+
+    @property
+    def why(self) -> str:
+        raise NotImplementedError
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+        out["why"] = self.why
+        return out
+
+
+EntryT = TypeVar("EntryT", bound=ListedEntry)
+
+
 @dataclass
-class DlqEntry:
+class DlqListing(Generic[EntryT]):
+    """One dead-letter queue's depth and its first messages (either DLQ)."""
+
+    queue: str
+    depth: int
+    entries: list[EntryT]
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "depth": self.depth,
+            "listed": len(self.entries),
+            "messages": [e.as_dict() for e in self.entries],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class DlqEntry(ListedEntry):
     message_id: str
     group_id: str | None
     receive_count: int | None
@@ -101,28 +136,6 @@ class DlqEntry:
             text = f"{err.outcome}: {err.reason or '?'}"
             return f"{text}: {err.detail}" if err.detail else text
         return "no failure line found in the embedder's logs"
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["why"] = self.why
-        return out
-
-
-@dataclass
-class DlqListing:
-    queue: str
-    depth: int
-    entries: list[DlqEntry]
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "queue": self.queue,
-            "depth": self.depth,
-            "listed": len(self.entries),
-            "messages": [e.as_dict() for e in self.entries],
-            "notes": self.notes,
-        }
 
 
 def queue_depth(sqs: SQSClient, url: str) -> int:
@@ -228,9 +241,9 @@ def list_dlq(
     logs: LogLookup,
     dlq_url: str,
     limit: int,
-) -> DlqListing:
+) -> DlqListing[DlqEntry]:
     depth = queue_depth(sqs, dlq_url)
-    listing = DlqListing(queue=dlq_url, depth=depth, entries=[])
+    listing: DlqListing[DlqEntry] = DlqListing(queue=dlq_url, depth=depth, entries=[])
     if depth == 0:
         return listing
     messages = peek(sqs, dlq_url, limit)
@@ -435,6 +448,7 @@ __all__ = [
     "MOVE_TASK_UNSUPPORTED",
     "DlqEntry",
     "DlqListing",
+    "ListedEntry",
     "RedriveReport",
     "body_preview",
     "describe",

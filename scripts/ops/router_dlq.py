@@ -38,7 +38,14 @@ from imgsearch.config import PipelineConfig
 from imgsearch.enqueue import messages_from_event, send_messages
 from imgsearch.limits import LIMITS
 from imgsearch.selection import KeySelection
-from scripts.ops.dlq import REDRIVE_VISIBILITY_SECONDS, body_preview, peek, queue_depth
+from scripts.ops.dlq import (
+    REDRIVE_VISIBILITY_SECONDS,
+    DlqListing,
+    ListedEntry,
+    body_preview,
+    peek,
+    queue_depth,
+)
 from scripts.ops.failure_log import millis_to_iso
 
 if TYPE_CHECKING:
@@ -47,7 +54,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class RouterDlqEntry:
+class RouterDlqEntry(ListedEntry):
     """One failed router invocation: its event's objects and the router's error."""
 
     message_id: str
@@ -75,28 +82,6 @@ class RouterDlqEntry:
     @property
     def body_preview(self) -> str:
         return body_preview(self.body)
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["why"] = self.why
-        return out
-
-
-@dataclass
-class RouterDlqListing:
-    queue: str
-    depth: int
-    entries: list[RouterDlqEntry]
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "queue": self.queue,
-            "depth": self.depth,
-            "listed": len(self.entries),
-            "messages": [e.as_dict() for e in self.entries],
-            "notes": self.notes,
-        }
 
 
 def _attribute(message: MessageTypeDef, name: str) -> str | None:
@@ -147,10 +132,10 @@ def describe(message: MessageTypeDef, selection: KeySelection) -> RouterDlqEntry
 
 def list_router_dlq(
     cfg: PipelineConfig, *, sqs: SQSClient, dlq_url: str, limit: int
-) -> RouterDlqListing:
+) -> DlqListing[RouterDlqEntry]:
     """Up to ``limit`` messages, received and released again: listing moves nothing."""
     depth = queue_depth(sqs, dlq_url)
-    listing = RouterDlqListing(queue=dlq_url, depth=depth, entries=[])
+    listing: DlqListing[RouterDlqEntry] = DlqListing(queue=dlq_url, depth=depth, entries=[])
     if depth == 0:
         return listing
     selection = KeySelection.from_config(cfg)
@@ -270,7 +255,6 @@ def _requeue(
 
 __all__ = [
     "RouterDlqEntry",
-    "RouterDlqListing",
     "RouterRedriveReport",
     "describe",
     "list_router_dlq",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scripts.common.console import print_json, render_pairs
 from scripts.common.errors import EXIT_INCOMPLETE, EXIT_OK, CliError
 from scripts.imgsearch.context import Context, say
 from scripts.ops import dlq, router_dlq
+from scripts.ops.dlq import EntryT
 
 if TYPE_CHECKING:
     from scripts.imgsearch.commands import Subparsers
@@ -56,14 +58,25 @@ def run_list(ctx: Context) -> int:
         dlq_url=url,
         limit=ctx.args.max,
     )
-    name = url.rsplit("/", 1)[-1]
+    return _show(ctx, listing, "the dead-letter queue", "message(s)", _entry_block)
+
+
+def _show(
+    ctx: Context,
+    listing: dlq.DlqListing[EntryT],
+    queue_name: str,
+    unit: str,
+    block: Callable[[EntryT], str],
+) -> int:
+    """Print either DLQ's listing: JSON, "empty", or one block per message; then notes."""
+    name = listing.queue.rsplit("/", 1)[-1]
     if ctx.json:
         print_json(listing.as_dict())
     elif not listing.entries:
-        print(f"the dead-letter queue {name} is empty")
+        print(f"{queue_name} {name} is empty")
     else:
-        print(f"{listing.depth} message(s) in {name}\n")
-        print("\n\n".join(_entry_block(e) for e in listing.entries))
+        print(f"{listing.depth} {unit} in {name}\n")
+        print("\n\n".join(block(e) for e in listing.entries))
     for line in listing.notes:
         say(f"note: {line}")
     return EXIT_OK
@@ -145,17 +158,7 @@ def _list_router(ctx: Context) -> int:
     listing = router_dlq.list_router_dlq(
         ctx.cfg, sqs=ctx.clients("sqs"), dlq_url=url, limit=ctx.args.max
     )
-    name = url.rsplit("/", 1)[-1]
-    if ctx.json:
-        print_json(listing.as_dict())
-    elif not listing.entries:
-        print(f"the router's dead-letter queue {name} is empty")
-    else:
-        print(f"{listing.depth} event(s) in {name}\n")
-        print("\n\n".join(_router_block(e) for e in listing.entries))
-    for line in listing.notes:
-        say(f"note: {line}")
-    return EXIT_OK
+    return _show(ctx, listing, "the router's dead-letter queue", "event(s)", _router_block)
 
 
 def _router_block(e: router_dlq.RouterDlqEntry) -> str:
