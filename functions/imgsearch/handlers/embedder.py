@@ -31,7 +31,7 @@ from botocore.config import Config
 from imgsearch.batch import BatchItem, BatchRunner, partial_batch_response
 from imgsearch.budget import budget_seconds
 from imgsearch.config import PipelineConfig
-from imgsearch.contract import METRICS
+from imgsearch.contract import FAILURE_OUTCOMES, METRICS, OUTCOME_FIELDS
 from imgsearch.embeddings import Embedder
 from imgsearch.ingest import MessageResult, ObjectConverger
 from imgsearch.vectors import VectorIndex
@@ -105,18 +105,20 @@ def _receive_count(record: dict[str, Any]) -> int:
 
 
 def _log_outcome(message_id: str, result: MessageResult) -> None:
-    """The one structured line per message (parsed by operators and the local runtime)."""
-    fields = {"message_id": message_id, **result.fields, "outcome": result.outcome}
+    """The one structured line per message (schema: ``imgsearch.contract.OUTCOME_FIELDS``;
+    parsed by operators, ``imgsearch verify``/``dlq list`` and the local runtime)."""
+    f = OUTCOME_FIELDS
+    fields = {f.message_id: message_id, **result.fields, f.outcome: result.outcome}
     if result.reason:
-        fields["reason"] = result.reason
-        fields["detail"] = result.detail
+        fields[f.reason] = result.reason
+        fields[f.detail] = result.detail
     if result.embed_ms is not None:
-        fields["embed_ms"] = round(result.embed_ms, 1)
+        fields[f.embed_ms] = round(result.embed_ms, 1)
     if result.retries:
-        fields["retries"] = result.retries
-    where = f"s3://{fields.get('bucket')}/{fields.get('key')}" if "bucket" in fields else message_id
+        fields[f.retries] = result.retries
+    where = f"s3://{fields.get(f.bucket)}/{fields.get(f.key)}" if f.bucket in fields else message_id
     text = f"{result.outcome} {where}" + (f" ({result.reason})" if result.reason else "")
-    if result.outcome in ("permanent_failure", "transient_failure"):
+    if result.outcome in FAILURE_OUTCOMES:
         logger.warning(text, extra=fields)
     else:
         logger.info(text, extra=fields)
