@@ -1,8 +1,13 @@
-"""``imgsearch serve``: the search web page on 127.0.0.1, for the deployment the options name."""
+"""``imgsearch serve``: the search web page on 127.0.0.1, for the deployment the options name.
+
+``--host`` binds another interface; the server then prints a URL with a random token, and
+answers only requests that present it (see :class:`scripts.web.app.Access`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import socket
 from typing import TYPE_CHECKING
 
@@ -15,11 +20,17 @@ if TYPE_CHECKING:
     from scripts.web.app import WebContext
 
 DEFAULT_PORT = 8000
+DEFAULT_HOST = "127.0.0.1"
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="the search web page on 127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}); any other needs the printed token",
+    )
     p.set_defaults(run=run)
 
 
@@ -40,26 +51,28 @@ def web_context(ctx: Context) -> WebContext:
 def run(ctx: Context) -> int:
     import uvicorn
 
-    from scripts.web.app import create_app
+    from scripts.web.app import LOOPBACK_HOSTS, Access, create_app
 
-    port = ctx.args.port
+    port, host = ctx.args.port, ctx.args.host.strip("[]")
     if not 0 <= port <= 65535:
         raise CliError(f"--port {port}: use 1..65535 (0 picks a free port)")
     web = web_context(ctx)
-    app = create_app(web)
     # Bind first, so a busy port is one clear error before anything is printed.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))
+        sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise CliError(
-            f"--port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror})"
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror})"
         ) from exc
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    note(f"{PROG}: serving index {web.describe()} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    token = None if host in LOOPBACK_HOSTS else secrets.token_urlsafe(24)
+    access = Access(host=host, port=port, token=token)
+    server = uvicorn.Server(uvicorn.Config(create_app(web, access), log_level="warning"))
+    note(f"{PROG}: serving index {web.describe()} on {access.url()} (Ctrl-C to stop)")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
