@@ -13,10 +13,9 @@ import math
 from dataclasses import dataclass, field
 
 from imgsearch.config import PipelineConfig
-from imgsearch.pricing import PRICES, Prices
+from imgsearch.pricing import GIB, PRICES, CostInputs, Prices, cost_for
 from scripts.common.console import format_duration
 
-GIB = 1024**3
 VECTOR_KEY_BYTES = 64
 """Vector keys are SHA-256 hex digests (``imgsearch.messages.vector_key``)."""
 METADATA_OVERHEAD_BYTES = 256
@@ -71,35 +70,32 @@ def estimate(
     per_invocation = min(cfg.batch_size, cfg.embed_pool_size)
     parallel = min(cfg.embedder_concurrency, cfg.message_groups) * per_invocation
     duration = n * latency_s / parallel if n else 0.0
-    invocations = math.ceil(n / cfg.batch_size)
     seconds_per_invocation = latency_s * math.ceil(cfg.batch_size / per_invocation)
 
     avg_key = work.key_bytes / n if n else 0.0
     per_vector = cfg.dimension * 4 + VECTOR_KEY_BYTES + round(2 * avg_key) + METADATA_OVERHEAD_BYTES
     vector_bytes = n * per_vector
-    put_billed = invocations * max(
-        prices.s3vectors_put_min_billed_bytes, cfg.batch_size * per_vector
+    split = cost_for(
+        n,
+        CostInputs(
+            model_family=cfg.model.family,
+            batch_size=cfg.batch_size,
+            seconds_per_invocation=seconds_per_invocation,
+            memory_mb=cfg.embedder_memory_mb,
+            architecture=cfg.architecture,
+            vector_bytes=per_vector,
+            images_per_send=10,  # the backfill sends with SendMessageBatch
+        ),
+        prices,
     )
-    image_price = (
-        prices.bedrock_nova_image_embedding
-        if cfg.model.family == "nova"
-        else prices.bedrock_marengo_image_embedding
-    )
-    gb_second = (
-        prices.lambda_gb_second_arm64
-        if cfg.architecture == "arm64"
-        else prices.lambda_gb_second_x86_64
-    )
-    # SQS: the backfill's SendMessageBatch calls, then Lambda's receive + delete per batch.
-    sqs_requests = math.ceil(n / 10) + 2 * invocations
+    # The printed order predates the shared cost model; monthly storage is ours alone.
     costs = {
-        "bedrock": n * image_price,
-        "s3vectors_put": put_billed / GIB * prices.s3vectors_put_per_gb,
+        "bedrock": split["bedrock"],
+        "s3vectors_put": split["s3vectors_put"],
         "s3vectors_storage_per_month": vector_bytes / GIB * prices.s3vectors_storage_per_gb_month,
-        "lambda": invocations * seconds_per_invocation * cfg.embedder_memory_mb / 1024 * gb_second
-        + invocations / 1e6 * prices.lambda_per_million_requests,
-        "sqs": sqs_requests / 1e6 * prices.sqs_fifo_per_million_requests,
-        "s3_get": n / 1000 * prices.s3_get_per_thousand,
+        "lambda": split["lambda"],
+        "sqs": split["sqs"],
+        "s3_get": split["s3_get"],
     }
     assumptions = [
         f"{latency_s:g} s per image (Bedrock + S3 GET + PutVectors); pass --latency to change",
