@@ -32,6 +32,12 @@ class ModelSpec:
     """Longest text query accepted."""
     image_formats: tuple[str, ...] = ("jpeg", "png", "gif", "webp")
     """Image formats the model accepts (names as ``imgsearch.images`` reports them)."""
+    text_max_distance: float = 0.8
+    """Default relevance cut for a text query (cosine distance): beyond it a result is a
+    weak match. 0.8 is what the AWS blog's search GUI uses for Nova text queries."""
+    image_max_distance: float = 0.5
+    """Default relevance cut for an image query or "more like this": image-to-image
+    distances run much closer than text-to-image ones, so the cut is tighter."""
 
 
 NOVA_MME = ModelSpec(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +26,9 @@ from imgsearch.config import PipelineConfig
 from imgsearch.embeddings import Embedder, EmbeddingError
 from imgsearch.images import HEADER_READ_BYTES, UnsupportedImage, sniff
 from imgsearch.limits import LIMITS
+from imgsearch.messages import vector_key
 from imgsearch.s3uri import S3UriError, is_s3_uri, parse_s3_uri
-from imgsearch.vectors import S3_URI, VectorIndex
+from imgsearch.vectors import VectorIndex
 from scripts.ops.errors import (
     EmbeddingFailed,
     EmptyIndex,
@@ -36,7 +37,7 @@ from scripts.ops.errors import (
     ResourceNotFound,
     SearchInputError,
 )
-from scripts.ops.index_listing import source_of
+from scripts.ops.hits import Hit, group_duplicates, mark_weak, to_hits
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -86,72 +87,6 @@ def describe_index(s3vectors: S3VectorsClient, vector_bucket: str, index: str) -
         distance_metric=str(info.get("distanceMetric") or "cosine"),
         arn=info.get("indexArn"),
     )
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result, flattened from the vector's metadata."""
-
-    rank: int
-    vector_key: str
-    distance: float | None
-    uri: str | None
-    bucket: str | None
-    key: str | None
-    size: int | None
-    width: int | None
-    height: int | None
-    format: str | None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dimensions(self) -> str | None:
-        if self.width is None or self.height is None:
-            return None
-        return f"{self.width}x{self.height}"
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["dimensions"] = self.dimensions
-        return out
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    return None
-
-
-def to_hits(results: list[dict[str, Any]]) -> list[Hit]:
-    hits = []
-    for rank, item in enumerate(results, start=1):
-        metadata = dict(item.get("metadata") or {})
-        bucket, key = source_of(metadata)
-        uri = metadata.get(S3_URI) or (f"s3://{bucket}/{key}" if bucket and key else None)
-        distance = item.get("distance")
-        hits.append(
-            Hit(
-                rank=rank,
-                vector_key=str(item.get("key")),
-                distance=float(distance) if isinstance(distance, int | float) else None,
-                uri=str(uri) if uri else None,
-                bucket=bucket,
-                key=key,
-                size=_int(metadata.get("size")),
-                width=_int(metadata.get("width")),
-                height=_int(metadata.get("height")),
-                format=str(metadata["format"]) if metadata.get("format") else None,
-                metadata=metadata,
-            )
-        )
-    return hits
 
 
 # --------------------------------------------------------------------------- query images
@@ -271,6 +206,14 @@ class SearchResult:
         return {"query": self.query, "results": [h.as_dict() for h in self.hits]}
 
 
+def check_max_distance(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise SearchInputError(
+            f"--max-distance {value}: give a distance of 0 or more (cosine distances run 0..2)"
+        )
+    return value
+
+
 def check_k(k: int) -> int:
     if not 1 <= k <= LIMITS.query_top_k_max:
         raise SearchInputError(
@@ -313,20 +256,33 @@ class Searcher:
         )
 
     def text(
-        self, text: str, *, k: int = DEFAULT_K, filter: dict[str, Any] | None = None
+        self,
+        text: str,
+        *,
+        k: int = DEFAULT_K,
+        filter: dict[str, Any] | None = None,
+        max_distance: float | None = None,
     ) -> SearchResult:
         check_k(k)
+        check_max_distance(max_distance)
         if not text.strip():
             raise SearchInputError(
                 "--text: the query is empty; type what to look for, e.g. --text 'wind turbine'"
             )
         vector = self._embed(lambda: self.embedder.embed_text(text, purpose=self.cfg.query_purpose))
-        return self._query(vector, k, filter, {"text": text})
+        cut = self.cfg.model.text_max_distance if max_distance is None else max_distance
+        return self._query(vector, k, filter, {"text": text}, max_distance=cut)
 
     def image(
-        self, image: QueryImage, *, k: int = DEFAULT_K, filter: dict[str, Any] | None = None
+        self,
+        image: QueryImage,
+        *,
+        k: int = DEFAULT_K,
+        filter: dict[str, Any] | None = None,
+        max_distance: float | None = None,
     ) -> SearchResult:
         check_k(k)
+        check_max_distance(max_distance)
         vector = self._embed(
             lambda: self.embedder.embed_image(
                 purpose=self.cfg.query_purpose,
@@ -342,17 +298,73 @@ class Searcher:
             "image_bytes": image.size,
             "image_sent": "by S3 location" if image.s3_uri else "inline",
         }
-        return self._query(vector, k, filter, query)
+        return self._query(vector, k, filter, query, max_distance=self._image_cut(max_distance))
 
     def image_at(
-        self, source: str, *, k: int = DEFAULT_K, filter: dict[str, Any] | None = None
+        self,
+        source: str,
+        *,
+        k: int = DEFAULT_K,
+        filter: dict[str, Any] | None = None,
+        max_distance: float | None = None,
     ) -> SearchResult:
         """Search with a local file path or an ``s3://`` URI."""
         if is_s3_uri(source):
             image = read_s3_image(source, self.s3, self.cfg)
         else:
             image = read_local_image(source, self.cfg)
-        return self.image(image, k=k, filter=filter)
+        return self.image(image, k=k, filter=filter, max_distance=max_distance)
+
+    def like(
+        self,
+        uri: str,
+        *,
+        k: int = DEFAULT_K,
+        filter: dict[str, Any] | None = None,
+        max_distance: float | None = None,
+    ) -> SearchResult:
+        """ "More like this": query with the object's *stored* vector, so no model call.
+
+        ``GetVectors`` (``returnData``) on its vector key, then ``QueryVectors`` for one
+        more than ``k``; the object itself is left out of the results.
+        """
+        check_k(k)
+        check_max_distance(max_distance)
+        try:
+            location = parse_s3_uri(uri, "--like")
+        except S3UriError as exc:
+            raise SearchInputError(str(exc)) from exc
+        if not location.key:
+            raise SearchInputError(
+                f"--like {uri!r}: name an object, e.g. s3://{location.bucket}/photos/cat.jpg"
+            )
+        vkey = vector_key(location.bucket, location.key)
+        found = self.vectors.get([vkey], return_data=True).get(vkey) or {}
+        data = found.get("data")
+        if not data:
+            raise ResourceNotFound(
+                f"--like {uri}: no stored vector for that object (vector key {vkey}): not "
+                "indexed yet, failed, or deleted; `imgsearch verify` names a recorded failure"
+            )
+        top = min(k + 1, LIMITS.query_top_k_max)
+        result = self._query(
+            [float(x) for x in data], top, filter, {"like": uri},
+            max_distance=self._image_cut(max_distance), exclude=vkey, k=k,
+        )  # fmt: skip
+        return result
+
+    def group_duplicates(self, result: SearchResult) -> SearchResult:
+        """Fold identical copies into one hit (``Hit.copies``), fetching tied vectors."""
+
+        def fetch(keys: list[str]) -> dict[str, list[float]]:
+            found = self.vectors.get(keys, return_data=True)
+            return {key: list(entry.get("data") or []) for key, entry in found.items()}
+
+        hits = group_duplicates(result.hits, fetch, self.index.distance_metric)
+        return SearchResult(hits, {**result.query, "grouped_duplicates": True})
+
+    def _image_cut(self, max_distance: float | None) -> float:
+        return self.cfg.model.image_max_distance if max_distance is None else max_distance
 
     def is_empty(self) -> bool:
         response = self.vectors.client.list_vectors(
@@ -370,10 +382,19 @@ class Searcher:
         return vector
 
     def _query(
-        self, vector: list[float], k: int, filter: dict[str, Any] | None, query: dict[str, Any]
+        self,
+        vector: list[float],
+        top_k: int,
+        filter: dict[str, Any] | None,
+        query: dict[str, Any],
+        *,
+        max_distance: float,
+        exclude: str | None = None,
+        k: int | None = None,
     ) -> SearchResult:
+        k = top_k if k is None else k
         try:
-            results = self.vectors.query(vector, top_k=k, filter=filter)
+            results = self.vectors.query(vector, top_k=top_k, filter=filter)
         except ClientError as exc:
             if error_code(exc) == "ValidationException" and filter is not None:
                 raise FilterError(
@@ -394,8 +415,10 @@ class Searcher:
             dimension=self.index.dimension,
             purpose=self.cfg.query_purpose,
             model_id=self.cfg.model.model_id,
+            max_distance=max_distance,
         )
-        return SearchResult(to_hits(results), query)
+        kept = [r for r in results if r.get("key") != exclude][:k]
+        return SearchResult(mark_weak(to_hits(kept), max_distance), query)
 
 
 def describe_embedding_error(exc: EmbeddingError, model_id: str) -> str:
@@ -417,6 +440,7 @@ __all__ = [
     "SearchResult",
     "Searcher",
     "check_k",
+    "check_max_distance",
     "describe_index",
     "image_from_bytes",
     "read_local_image",

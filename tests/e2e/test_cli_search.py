@@ -160,7 +160,7 @@ def test_get_shows_metadata_without_embedding(seeded_cloud: LocalCloud, capsys: 
         (["--image", "s3://imgsearch-source/photos/none.jpg"], ["no such object"]),
         (["--image", "s3://no-such-bucket-here/a.jpg"], ["does not exist"]),
         (["--text", "x", "--image", "a.jpg"], ["not allowed with argument"]),
-        ([], ["one of the arguments --text --image is required"]),
+        ([], ["one of the arguments --text --image --like is required"]),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(
@@ -355,3 +355,122 @@ def test_more_results_than_one_page_come_from_every_page(
     assert [r["rank"] for r in results] == list(range(1, count + 1))
     distances = [r["distance"] for r in results]
     assert distances == sorted(distances)
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def _model_calls(cloud: LocalCloud) -> int:
+    return dict(cloud.front.requests).get("bedrock:InvokeModel", 0)
+
+
+def test_like_searches_with_the_stored_vector_and_no_model_call(
+    seeded_cloud: LocalCloud, capsys: Capsys
+) -> None:
+    bucket = seeded_cloud.resources.source_bucket
+    before = _model_calls(seeded_cloud)
+    run = run_cli(
+        seeded_cloud, capsys, "search", "--like", f"s3://{bucket}/photos/rocket.jpg",
+        "--k", "2", "--output", "json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    data = _json(run.out)
+    keys = [r["key"] for r in data["results"]]  # type: ignore[union-attr]
+    # The query object itself is left out: its copy comes first.
+    assert keys[0] == "photos/rocket-small.jpg" and "photos/rocket.jpg" not in keys
+    assert len(keys) == 2
+    assert data["query"]["like"] == f"s3://{bucket}/photos/rocket.jpg"  # type: ignore[index]
+    assert _model_calls(seeded_cloud) == before
+
+    missing = run_cli(seeded_cloud, capsys, "search", "--like", f"s3://{bucket}/nope/none.jpg")
+    assert missing.code != 0
+    missing.one_line_error("nope/none.jpg", "imgsearch verify")
+    assert _model_calls(seeded_cloud) == before
+
+
+def test_max_distance_sets_weak_matches_apart(seeded_cloud: LocalCloud, capsys: Capsys) -> None:
+    from imgsearch.models import MODELS
+
+    spec = MODELS[seeded_cloud.cfg.model_id]
+    assert spec.image_max_distance < spec.text_max_distance
+    run = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--k", "3", "--output", "json")
+    assert run.code == 0, run.err
+    assert _json(run.out)["query"]["max_distance"] == spec.text_max_distance  # type: ignore[index]
+
+    run = run_cli(
+        seeded_cloud, capsys, "search", "--text", "red", "--k", "3", "--max-distance", "0",
+        "--output", "json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert all(r["weak"] for r in _json(run.out)["results"])  # type: ignore[union-attr]
+    table = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--k", "3",
+                    "--max-distance", "0")  # fmt: skip
+    assert table.code == 0, table.err
+    assert "no good matches" in table.err and "weak matches" in table.out
+    bad = run_cli_or_exit(seeded_cloud, capsys, "search", "--text", "x", "--max-distance", "-1")
+    bad.one_line_error("--max-distance")
+
+
+def test_group_duplicates_collapses_identical_copies(
+    seeded_cloud: LocalCloud, capsys: Capsys
+) -> None:
+    cfg = seeded_cloud.cfg
+    client = seeded_cloud.client("s3vectors")
+    bucket = seeded_cloud.resources.source_bucket
+    client.create_index(
+        vectorBucketName=seeded_cloud.resources.vector_bucket,
+        indexName="dups",
+        dataType="float32",
+        dimension=cfg.dimension,
+        distanceMetric="cosine",
+        metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
+    )
+    index = VectorIndex(client, seeded_cloud.resources.vector_bucket, "dups")
+    rng = random.Random(5)
+    same = [rng.uniform(-1, 1) for _ in range(cfg.dimension)]
+    other = [rng.uniform(-1, 1) for _ in range(cfg.dimension)]
+    records = []
+    for key, data, etag in (
+        ("a/one.jpg", same, "1" * 32), ("b/one-copy.jpg", same, "1" * 32),
+        ("c/one-again.jpg", same, "2" * 32), ("d/other.jpg", other, "3" * 32),
+    ):  # fmt: skip
+        metadata = build_metadata(
+            bucket=bucket, key=key, image=ImageInfo("jpeg", 10, 10), size=100, etag=etag,
+            model_id=cfg.model_id, ingested_at="2026-01-01T00:00:00.000Z",
+        )  # fmt: skip
+        records.append(VectorRecord(vector_key(bucket, key), data, metadata))
+    index.put(records)
+    argv = ("search", "--text", "red", "--index", "dups", "--k", "4", "--max-distance", "2")
+    run = run_cli(seeded_cloud, capsys, *argv, "--group-duplicates", "--output", "json")
+    assert run.code == 0, run.err
+    results = _json(run.out)["results"]
+    assert isinstance(results, list) and len(results) == 2
+    grouped = next(r for r in results if r["key"] != "d/other.jpg")
+    assert len(grouped["copies"]) == 2
+    table = run_cli(seeded_cloud, capsys, *argv, "--group-duplicates")
+    assert table.code == 0, table.err
+    assert "+2 copies" in table.out and len(table.out.splitlines()) == 3
+    plain = run_cli(seeded_cloud, capsys, *argv, "--output", "json")
+    assert len(_json(plain.out)["results"]) == 4  # type: ignore[arg-type]
+
+
+def test_global_options_before_the_command_and_suggestions(
+    seeded_cloud: LocalCloud, capsys: Capsys
+) -> None:
+    run = run_cli(seeded_cloud, capsys, "--output", "json", "search", "--text", "blue", "--k", "1")
+    assert run.code == 0, run.err
+    assert _json(run.out)["results"][0]["key"] == "colours/blue.jpg"  # type: ignore[index]
+    run_cli_or_exit(seeded_cloud, capsys, "serch", "--text", "x").one_line_error(
+        "serch", "did you mean 'search'"
+    )
+    line = run_cli_or_exit(seeded_cloud, capsys, "search", "--txt", "red").one_line_error(
+        "unknown option --txt", "did you mean --text"
+    )
+    assert "required" not in line
+    with pytest.raises(SystemExit):
+        run_cli(seeded_cloud, capsys, "search", "--help")
+    help_text = capsys.readouterr().out
+    assert "examples:" in help_text and "--like s3://" in help_text
+    run = run_cli(seeded_cloud, capsys, "search", "--text", "red", "--where", "format=png")
+    assert run.code == 0, run.err
+    assert 'filter sent: {"format": "png"}' in run.err or '"format"' in run.err
