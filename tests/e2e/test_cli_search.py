@@ -314,22 +314,27 @@ def test_a_large_s3_query_image_goes_by_s3_location(
     )
 
 
+def _extra_index(cloud: LocalCloud, name: str) -> VectorIndex:
+    """A second index of the deployed dimension, for tests that write their own vectors."""
+    client = cloud.client("s3vectors")
+    client.create_index(
+        vectorBucketName=cloud.resources.vector_bucket,
+        indexName=name,
+        dataType="float32",
+        dimension=cloud.cfg.dimension,
+        distanceMetric="cosine",
+        metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
+    )
+    return VectorIndex(client, cloud.resources.vector_bucket, name)
+
+
 def test_more_results_than_one_page_come_from_every_page(
     seeded_cloud: LocalCloud, capsys: Capsys
 ) -> None:
     """Above the page size QueryVectors answers in pages: k results need every nextToken."""
     cfg = seeded_cloud.cfg
-    client = seeded_cloud.client("s3vectors")
     bucket = seeded_cloud.resources.source_bucket
-    client.create_index(
-        vectorBucketName=seeded_cloud.resources.vector_bucket,
-        indexName="paged",
-        dataType="float32",
-        dimension=cfg.dimension,
-        distanceMetric="cosine",
-        metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
-    )
-    index = VectorIndex(client, seeded_cloud.resources.vector_bucket, "paged")
+    index = _extra_index(seeded_cloud, "paged")
     count = LIMITS.query_page_max_results + 30
     rng = random.Random(11)
     records = []
@@ -415,17 +420,8 @@ def test_group_duplicates_collapses_identical_copies(
     seeded_cloud: LocalCloud, capsys: Capsys
 ) -> None:
     cfg = seeded_cloud.cfg
-    client = seeded_cloud.client("s3vectors")
     bucket = seeded_cloud.resources.source_bucket
-    client.create_index(
-        vectorBucketName=seeded_cloud.resources.vector_bucket,
-        indexName="dups",
-        dataType="float32",
-        dimension=cfg.dimension,
-        distanceMetric="cosine",
-        metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
-    )
-    index = VectorIndex(client, seeded_cloud.resources.vector_bucket, "dups")
+    index = _extra_index(seeded_cloud, "dups")
     rng = random.Random(5)
     same = [rng.uniform(-1, 1) for _ in range(cfg.dimension)]
     other = [rng.uniform(-1, 1) for _ in range(cfg.dimension)]

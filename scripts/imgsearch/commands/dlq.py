@@ -110,11 +110,7 @@ def run_redrive(ctx: Context) -> int:
     sqs = ctx.clients("sqs")
     before = dlq.queue_depth(sqs, dlq_url)
     if before == 0:
-        if ctx.json:
-            print_json({"method": None, "moved": 0, "dlq_depth": 0})
-        else:
-            print("the dead-letter queue is empty: nothing to redrive")
-        return EXIT_OK
+        return _nothing_to_redrive(ctx, "the dead-letter queue")
     report = dlq.redrive(
         ctx.cfg,
         sqs=sqs,
@@ -177,6 +173,14 @@ def _router_block(e: router_dlq.RouterDlqEntry) -> str:
     return render_pairs(pairs)
 
 
+def _nothing_to_redrive(ctx: Context, queue: str) -> int:
+    if ctx.json:
+        print_json({"method": None, "moved": 0, "dlq_depth": 0})
+    else:
+        print(f"{queue} is empty: nothing to redrive")
+    return EXIT_OK
+
+
 def _redrive_router(ctx: Context) -> int:
     args = ctx.args
     if args.rate is not None or args.wait:
@@ -188,11 +192,7 @@ def _redrive_router(ctx: Context) -> int:
     sqs = ctx.clients("sqs")
     before = dlq.queue_depth(sqs, dlq_url)
     if before == 0:
-        if ctx.json:
-            print_json({"method": None, "moved": 0, "dlq_depth": 0})
-        else:
-            print("the router's dead-letter queue is empty: nothing to redrive")
-        return EXIT_OK
+        return _nothing_to_redrive(ctx, "the router's dead-letter queue")
     report = router_dlq.redrive_router_dlq(
         ctx.cfg,
         sqs=sqs,
