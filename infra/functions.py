@@ -27,6 +27,7 @@ from imgsearch.config import ENV_PREFIX, PipelineConfig
 from imgsearch.contract import EMBEDDER_HANDLER, ROUTER_HANDLER
 from infra.bundling import lambda_code
 from infra.notifications import notification_filters
+from infra.storage import source_bucket_owner
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
@@ -288,11 +289,6 @@ class PipelineFunctions(Construct):
         fn.node.add_dependency(policy)
         self.policies[id] = policy
         return fn
-
-
-def source_bucket_owner(scope: Construct, cfg: PipelineConfig) -> str:
-    """The account that must own the source bucket: configured, else the deploying one."""
-    return cfg.source_bucket_owner or cdk.Stack.of(scope).account
 
 
 def _kms_statements(cfg: PipelineConfig) -> list[iam.PolicyStatement]:

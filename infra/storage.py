@@ -144,7 +144,7 @@ class DataBuckets(Construct):
         not deliver forged reports. Reports live under ``<source-bucket>/<config-id>/``
         ("Locating your inventory list"), the one prefix allowed.
         """
-        owner = cfg.source_bucket_owner or cdk.Stack.of(self).account
+        owner = source_bucket_owner(self, cfg)
         reports = f"{self.source_bucket.bucket_name}/{cfg.inventory_config_id}/*"
         self.inventory_bucket.add_to_resource_policy(
             iam.PolicyStatement(
@@ -210,3 +210,8 @@ def _secure_bucket_props() -> dict[str, Any]:
         "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         "removal_policy": cdk.RemovalPolicy.RETAIN,
     }
+
+
+def source_bucket_owner(scope: Construct, cfg: PipelineConfig) -> str:
+    """The account that must own the source bucket: configured, else the deploying one."""
+    return cfg.source_bucket_owner or cdk.Stack.of(scope).account
