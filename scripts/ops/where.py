@@ -70,17 +70,18 @@ def parse_where(text: str) -> dict[str, Any]:
     return {key: {op: value}}
 
 
-def parse_filter_json(text: str) -> dict[str, Any]:
-    """A ``--filter`` JSON document, structurally checked (operators and keys)."""
+def parse_filter_json(text: str, what: str = "--filter") -> dict[str, Any]:
+    """A filter JSON document, structurally checked (operators and keys); errors name
+    ``what`` (the CLI's ``--filter``, the web API's ``filter``)."""
     try:
         document = json.loads(text)
     except ValueError as exc:
         raise FilterError(
-            f'--filter: not valid JSON ({exc}); e.g. --filter \'{{"prefix": {{"$eq": "05/"}}}}\''
+            f'{what}: not valid JSON ({exc}); e.g. {what} \'{{"prefix": {{"$eq": "05/"}}}}\''
         ) from exc
     if not isinstance(document, dict) or not document:
-        raise FilterError('--filter: expected a non-empty JSON object, e.g. {"format": "png"}')
-    _check_document(document, "--filter")
+        raise FilterError(f'{what}: expected a non-empty JSON object, e.g. {{"format": "png"}}')
+    _check_document(document, what)
     return document
 
 

@@ -357,10 +357,7 @@ def _filter(request: Request) -> dict[str, Any] | None:
             raise SearchInputError(
                 f'filter: not valid JSON ({exc}); e.g. {{"format": {{"$eq": "png"}}}}'
             ) from exc
-        try:
-            parts.append(where.parse_filter_json(raw))
-        except SearchInputError as exc:  # its words name the CLI's option
-            raise SearchInputError(str(exc).replace("--filter", "filter")) from exc
+        parts.append(where.parse_filter_json(raw, "filter"))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else {"$and": parts}
