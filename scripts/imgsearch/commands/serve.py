@@ -63,6 +63,9 @@ def run(ctx: Context) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listen now: the URL is printed before uvicorn starts, and a client that
+        # connects in between must queue in the backlog, not get "connection refused".
+        sock.listen(128)
     except OSError as exc:
         sock.close()
         raise CliError(
