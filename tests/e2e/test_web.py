@@ -1,4 +1,4 @@
-"""``imgsearch serve``: the JSON API, and the page in a real browser (headless Chromium).
+"""``imgsearch serve``: the JSON API (the page itself: test_web_page.py).
 
 The server is the production app (:func:`scripts.web.app.create_app`) on 127.0.0.1,
 pointed at a seeded local cloud exactly as ``imgsearch serve --endpoint-url ...`` would
@@ -9,108 +9,35 @@ the prefix filter, the drop zone and the status panel.
 
 from __future__ import annotations
 
-import base64
-import os
-import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from imgsearch.limits import LIMITS
-from localcloud.cloud import LocalCloud
 from scripts.imgsearch.commands.serve import web_context
 from scripts.imgsearch.context import Context
 from scripts.imgsearch.parser import build_parser
 from scripts.web.app import PRESIGN_SECONDS, Access, WebContext, create_app
-from tests.e2e.cli_harness import COLOURS, library, run_process, seeded_cloud
-from tests.e2e.conftest import assert_accounted
+from tests.e2e.cli_harness import library, run_process, seeded_cloud
+from tests.e2e.web_harness import (
+    API_HEADERS,
+    Served,
+    free_port,
+    get,
+    model_calls,
+    post_image,
+    served,
+)
 
 pytestmark = pytest.mark.e2e
-__all__ = ["seeded_cloud"]
-
-# Debian's package (installed by `make install`); elsewhere point IMGSEARCH_CHROMIUM at a
-# Chromium or Chrome binary.
-CHROMIUM = os.environ.get("IMGSEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Served:
-    cloud: LocalCloud
-    url: str
-
-
-@pytest.fixture(scope="module")
-def served(seeded_cloud: LocalCloud) -> Iterator[Served]:
-    with seeded_cloud.environ():
-        args = build_parser().parse_args(["serve", "--endpoint-url", seeded_cloud.endpoint])
-        port = free_port()
-        app = create_app(web_context(Context(args)), Access(port=port))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.05)
-        try:
-            yield Served(seeded_cloud, f"http://127.0.0.1:{port}")
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-
-API_HEADERS = {"X-Imgsearch": "1"}
-"""What the page's own fetch calls send: a custom header, so a browser preflights."""
-
-
-def _get(served: Served, path: str, **params: Any) -> httpx.Response:
-    return httpx.get(served.url + path, params=params, headers=API_HEADERS, timeout=60)
-
-
-def _post_image(served: Served, content: bytes, **params: Any) -> httpx.Response:
-    return httpx.post(
-        served.url + "/api/search/image",
-        params=params,
-        content=content,
-        headers={**API_HEADERS, "Content-Type": "image/jpeg"},
-        timeout=60,
-    )
-
-
-def _model_calls(cloud: LocalCloud) -> int:
-    return dict(cloud.front.requests).get("bedrock:InvokeModel", 0)
-
-
-# --------------------------------------------------------------------------- the API
+__all__ = ["seeded_cloud", "served"]
 
 
 def test_text_search_api_returns_thumbnails_that_load(served: Served) -> None:
-    response = _get(served, "/api/search", text="blue", k=2)
+    response = get(served, "/api/search", text="blue", k=2)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert results[0]["key"] == "colours/blue.jpg"
@@ -123,12 +50,12 @@ def test_text_search_api_returns_thumbnails_that_load(served: Served) -> None:
 
 def test_image_upload_api_and_prefix_filter(served: Served) -> None:
     data = library(served.cloud)["photos/astronaut.jpg"]
-    response = _post_image(served, data, k=2, name="query.jpg")
+    response = post_image(served, data, k=2, name="query.jpg")
     assert response.status_code == 200, response.text
     keys = [r["key"] for r in response.json()["results"]]
     assert keys == ["photos/astronaut.jpg", "photos/astronaut-small.jpg"]
 
-    response = _get(served, "/api/search", text="red", k=20, prefix="colours")
+    response = get(served, "/api/search", text="red", k=20, prefix="colours")
     keys = [r["key"] for r in response.json()["results"]]
     assert sorted(keys) == sorted(k for k in library(served.cloud) if k.startswith("colours/"))
 
@@ -143,24 +70,24 @@ def test_api_errors_are_json_one_liners(served: Served) -> None:
         ({"text": ""}, "the query is empty: type what to look for"),
         ({"text": "x", "filter": "{oops"}, "not valid JSON"),
     ):
-        response = _get(served, "/api/search", **params)
+        response = get(served, "/api/search", **params)
         assert response.status_code == 400, params
         assert fragment in response.json()["error"]
         assert "--" not in response.json()["error"]  # the page has no CLI flags
-    bad = _post_image(served, b"GIF89a-not-really").json()
+    bad = post_image(served, b"GIF89a-not-really").json()
     assert "not an image the model can search with" in bad["error"]
-    too_big = _post_image(served, b"\xff" * (served.cloud.cfg.model.max_inline_image_bytes + 1))
+    too_big = post_image(served, b"\xff" * (served.cloud.cfg.model.max_inline_image_bytes + 1))
     assert too_big.status_code == 413
-    assert _post_image(served, b"").status_code == 400
+    assert post_image(served, b"").status_code == 400
 
 
 def test_status_and_info_api(served: Served) -> None:
-    status = _get(served, "/api/status").json()
+    status = get(served, "/api/status").json()
     assert status["queue"]["total"] == 0 and status["dlq"]["total"] == 0
     assert status["last_hour"]["ImagesEmbedded"] == len(library(served.cloud))
-    info = _get(served, "/api/info").json()
+    info = get(served, "/api/info").json()
     assert info["index"] == served.cloud.cfg.index_name and info["max_k"] == LIMITS.query_top_k_max
-    page = _get(served, "/")
+    page = get(served, "/")
     assert page.status_code == 200 and "<title>imgsearch</title>" in page.text
 
 
@@ -226,7 +153,7 @@ def test_a_foreign_host_header_is_refused(served: Served) -> None:
 def test_cross_site_requests_make_no_model_call(served: Served) -> None:
     """An <img src=...> GET, a no-cors form POST, a header-less fetch: 403, no Bedrock call."""
     data = library(served.cloud)["photos/astronaut.jpg"]
-    before = _model_calls(served.cloud)
+    before = model_calls(served.cloud)
     img_get = httpx.get(
         served.url + "/api/search",
         params={"text": "red"},
@@ -256,16 +183,16 @@ def test_cross_site_requests_make_no_model_call(served: Served) -> None:
         assert response.status_code == 403, response.text
         assert "access-control-allow-origin" not in response.headers
     assert "X-Imgsearch" in no_header.json()["error"]
-    assert _model_calls(served.cloud) == before
+    assert model_calls(served.cloud) == before
     # The page's own requests (same origin, with the header) still work.
-    own = _get(served, "/api/search", text="red", k=1)
+    own = get(served, "/api/search", text="red", k=1)
     assert own.status_code == 200, own.text
-    assert _model_calls(served.cloud) == before + 1
+    assert model_calls(served.cloud) == before + 1
 
 
 def test_presigned_urls_live_five_minutes(served: Served) -> None:
     assert PRESIGN_SECONDS == 300
-    thumbnail = _get(served, "/api/search", text="blue", k=1).json()["results"][0]["thumbnail"]
+    thumbnail = get(served, "/api/search", text="blue", k=1).json()["results"][0]["thumbnail"]
     assert "X-Amz-Expires=300&" in thumbnail + "&"
 
 
@@ -370,123 +297,3 @@ def test_outage_answers_say_which_service_is_unreachable(served: Served) -> None
 
 
 # --------------------------------------------------------------------------- the browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) "
-            "or set IMGSEARCH_CHROMIUM; the browser test never downloads one"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.mark.browser
-def test_the_page_searches_and_shows_thumbnails(
-    served: Served, browser: Any, tmp_path: Path
-) -> None:
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    missing: list[str] = []
-    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
-    page.goto(served.url + "/")
-    page.wait_for_function("document.getElementById('info').textContent.startsWith('index ')")
-
-    # Text search: the colour query puts the red images first, and every thumbnail loads.
-    page.fill("#text", "red")
-    page.fill("#k", "3")
-    page.click("#search-btn")
-    page.wait_for_selector(".result")
-    paths = page.locator(".result .path").all_text_contents()
-    bucket = served.cloud.resources.source_bucket
-    assert set(paths[:2]) == {
-        f"s3://{bucket}/colours/red.jpg",
-        f"s3://{bucket}/colours/red-wide.png",
-    }
-    assert len(paths) == 3
-    distances = page.locator(".result .distance").all_text_contents()
-    assert all(d.startswith("distance ") for d in distances)
-    _assert_thumbnails_loaded(page, 3)
-
-    # Upload (file chooser): the photo and its half-size copy come first.
-    query = tmp_path / "query.jpg"
-    query.write_bytes(library(served.cloud)["photos/coffee.jpg"])
-    page.fill("#k", "2")
-    page.set_input_files("#file", str(query))
-    page.wait_for_function(
-        "document.querySelectorAll('.result').length === 2 && "
-        "document.querySelector('.result .path').textContent.endsWith('photos/coffee.jpg')"
-    )
-    assert page.locator(".result .path").all_text_contents()[1].endswith("photos/coffee-small.jpg")
-    _assert_thumbnails_loaded(page, 2)
-
-    # Drag and drop an image onto the drop zone, with the prefix filter on colours/.
-    page.fill("#prefix", "colours/")
-    page.fill("#k", "1")
-    data = base64.b64encode(_green_jpeg()).decode()
-    transfer = page.evaluate_handle(
-        """(b64) => {
-            const bin = atob(b64); const bytes = new Uint8Array(bin.length);
-            for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-            const dt = new DataTransfer();
-            dt.items.add(new File([bytes], "green.jpg", {type: "image/jpeg"}));
-            return dt;
-        }""",
-        data,
-    )
-    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
-    page.wait_for_function(
-        "document.querySelectorAll('.result').length === 1 && "
-        "document.querySelector('.result .path').textContent.endsWith('colours/green.jpg')"
-    )
-    _assert_thumbnails_loaded(page, 1)
-
-    # An error from the API is shown, not swallowed; the status panel shows the pipeline.
-    notes = tmp_path / "notes.jpg"
-    notes.write_text("a text file with an image's name")
-    page.set_input_files("#file", str(notes))
-    page.wait_for_selector("#message.error")
-    assert "not an image the model can search with" in page.text_content("#message")
-    assert page.locator(".result").count() == 0
-    # The browser itself refuses a k above the service's limit (max from /api/info).
-    page.fill("#k", str(LIMITS.query_top_k_max + 1))
-    assert page.evaluate("document.getElementById('k').checkValidity()") is False
-    page.wait_for_selector("#status dd[data-field='DLQ']")
-    assert page.text_content("#status dd[data-field='DLQ']") == "0"
-    embedded = page.text_content("#status dd[data-field='embedded (1 h)']")
-    assert embedded == str(len(library(served.cloud)))
-    assert errors == []
-    assert missing == []  # the favicon too
-    page.close()
-    assert_accounted(served.cloud)
-
-
-def _green_jpeg() -> bytes:
-    from tests.e2e.cli_harness import colour_jpeg
-
-    return colour_jpeg(COLOURS["green"], (48, 48))
-
-
-def _assert_thumbnails_loaded(page: Any, count: int) -> None:
-    page.wait_for_function(
-        f"[...document.querySelectorAll('.result img.thumb')].length === {count} && "
-        "[...document.querySelectorAll('.result img.thumb')]"
-        ".every(img => img.complete && img.naturalWidth > 0)",
-        timeout=20_000,
-    )
-
-
-def test_page_assets_are_self_contained(served: Served) -> None:
-    """No front-end build and no third-party URLs: the page works offline."""
-    html = _get(served, "/").text
-    assert "<script src=" not in html and "http://" not in html and "https://" not in html
-    assert "<link " not in html  # no external stylesheet either
