@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -39,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: Any = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        self._argv = list(args) if args is not None else []
+        self._argv = list(args) if args is not None else sys.argv[1:]
         parsed, extras = super().parse_known_args(args, namespace)
         unknown = self._unknown_option(extras)
         if unknown:
@@ -52,12 +53,21 @@ class _Parser(argparse.ArgumentParser):
             message = self._describe_unknown(unknown)
         choice = _INVALID_CHOICE.search(message)
         if choice:
-            choices = re.findall(r"'([^']*)'", choice.group(2))
-            close = difflib.get_close_matches(choice.group(1), choices, n=1)
-            if close:
-                message = f"{message[: choice.start()]}unknown command {choice.group(1)!r} "
-                message += f"(did you mean {close[0]!r}?)"
+            message = self._describe_choice(message, choice)
         self.exit(EXIT_ERROR, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+
+    def _describe_choice(self, message: str, choice: re.Match[str]) -> str:
+        """An invalid command: a mistyped option before it, or a close command name."""
+        word = choice.group(1)
+        before = self._argv[: self._argv.index(word)] if word in self._argv else []
+        unknown = self._unknown_option(before)
+        if unknown:  # `--outptu json search`: argparse took the option's value for a command
+            return self._describe_unknown(unknown)
+        choices = re.findall(r"'([^']*)'", choice.group(2))
+        close = difflib.get_close_matches(word, choices, n=1)
+        if not close:
+            return message
+        return f"{message[: choice.start()]}unknown command {word!r} (did you mean {close[0]!r}?)"
 
     def _unknown_option(self, argv: Sequence[str]) -> str | None:
         """The first ``--name`` in ``argv`` that names none of this parser's options."""
