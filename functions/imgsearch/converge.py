@@ -9,7 +9,10 @@ message therefore converges on the object *as it is now*:
    current version; a delete never removes the vector of an object that exists.
 2. ``GetVectors`` the deterministic key: if the stored ``etag`` (and ``model_id``)
    equal the object's -> ``unchanged``. No S3 read, no Bedrock call: re-running a
-   backfill over an indexed bucket costs one ``GetVectors`` per object.
+   backfill over an indexed bucket costs one ``GetVectors`` per object. If that vector
+   lacks a metadata key written since (``folders``, the epochs), it is rewritten from
+   its stored data instead (``metadata_upgraded``, ``imgsearch.upgrade``): one more
+   ``GetVectors``, a ``HeadObject`` for LastModified, still no Bedrock call.
 3. ``GetObject`` with ``IfMatch`` = that ETag. ``NoSuchKey`` -> gone, as in (1).
    ``PreconditionFailed`` -> the object was overwritten after this message was sent:
    ``stale_skipped`` (the newer version's own event brings it in).

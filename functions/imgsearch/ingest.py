@@ -6,6 +6,8 @@ against S3, Bedrock (via :class:`~imgsearch.embeddings.Embedder`) and S3 Vectors
 raises for a message. A new vector is not written here but handed back in the result,
 so that ``imgsearch.batch`` writes all vectors of a batch in one ``PutVectors``; after a
 long embedding or one by S3 location, a HeadObject makes sure the ETag is still current.
+A current vector that lacks a newer metadata key is handed back the same way, with its
+stored data and the full metadata (``metadata_upgraded``, see ``imgsearch.upgrade``).
 
 An earlier version's vector is deleted only when the local checks find the new bytes
 bad (empty, corrupt, truncated, too large, unsupported format, archived): a model's
@@ -18,24 +20,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from imgsearch import converge
+from imgsearch import converge, upgrade
 from imgsearch.aws_errors import client_error_text, error_code, http_status
 from imgsearch.bedrock_errors import CONNECTION_ERROR
 from imgsearch.config import PipelineConfig
-from imgsearch.contract import OUTCOME_FIELDS, SUCCESS_OUTCOMES, Outcome
+from imgsearch.contract import OUTCOME_FIELDS
 from imgsearch.embeddings import Embedder, EmbeddingError, delivery_attempts
 from imgsearch.images import HEADER_READ_BYTES, ImageInfo, UnsupportedImage, sniff
+from imgsearch.message_result import Log, MessageResult, keeping_vector, refused_name, s3_error_text
 from imgsearch.messages import ObjectMessage, now_iso, vector_key
 from imgsearch.vectors import (
     VectorIndex,
     VectorRecord,
     VectorRejected,
     build_metadata,
+    dropped_keys,
+    epoch_seconds,
     validate_record,
 )
 
@@ -49,52 +54,6 @@ object's ETag changed meanwhile, the vector is not written (``stale_skipped``). 
 image embedding takes well under a second; this long means retries or a slow model."""
 MODEL_BUDGET_SPENT = "model_attempts_spent"
 """Stable reason: this message's share of ``max_model_attempts_per_object`` is used up."""
-ACCESS_DENIED_HINT = (
-    "; if the bucket uses SSE-KMS with a customer-managed key, set source_kms_key_arn (and "
-    "let the embedder's role use the key in its key policy); if another account owns the "
-    "bucket, set source_bucket_owner"
-)
-"""Appended to an S3 AccessDenied: S3 answers a missing kms:Decrypt and a wrong
-``ExpectedBucketOwner`` with the same 403 AccessDenied as a missing s3:GetObject."""
-
-
-class Log(Protocol):
-    """What the embedder logs through: a ``logging.Logger`` or Powertools' ``Logger``."""
-
-    def warning(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
-
-    def exception(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
-
-
-@dataclass
-class MessageResult:
-    """What happened to one message; ``fields`` go into its log line."""
-
-    outcome: Outcome
-    reason: str | None = None
-    detail: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
-    record: VectorRecord | None = None
-    """The vector to write (``embedded`` only), flushed once per batch."""
-    bytes_read: int = 0
-    embed_ms: float | None = None
-    retries: int = 0
-
-    @property
-    def acknowledged(self) -> bool:
-        return self.outcome in SUCCESS_OUTCOMES
-
-    def end(
-        self, outcome: Outcome, reason: str | None = None, detail: str | None = None
-    ) -> MessageResult:
-        """Set the outcome (and the reason for a failure); returns ``self``."""
-        self.outcome = outcome
-        self.reason = reason
-        self.detail = detail
-        return self
-
-    def fail(self, reason: str, detail: str, *, transient: bool) -> MessageResult:
-        return self.end("transient_failure" if transient else "permanent_failure", reason, detail)
 
 
 class ObjectConverger:
@@ -174,13 +133,14 @@ class ObjectConverger:
         vkey: str = fields["vector_key"]
         etag = converge.normalize_etag(msg.etag)
         size = msg.size
+        modified: int | None = None
         if msg.kind == "delete" or etag is None:
             head = self._head(msg, result)
             if head is None:
                 return self._delete(result, vkey)
             if isinstance(head, MessageResult):
                 return head
-            etag, size = head
+            etag, size, modified = head
         fields["etag"] = etag
 
         waiting = pending.get(vkey)
@@ -189,16 +149,18 @@ class ObjectConverger:
             if waiting is not None
             else self.index.get([vkey]).get(vkey)
         )
-        if converge.is_unchanged(
-            stored.get("metadata") if stored else None, etag, self.model.model_id
-        ):
-            return result.end("unchanged")
+        stored_md = stored.get("metadata") if stored else None
+        if stored_md is not None and converge.is_unchanged(stored_md, etag, self.model.model_id):
+            upgraded = self._upgrade(msg, etag, stored_md, modified, result)
+            if upgraded is not None:
+                return upgraded
+            stored = None  # deleted meanwhile: embed it afresh
         had_vector = stored is not None
 
         read = self._read(msg, etag, size, result, had_vector=had_vector)
         if isinstance(read, MessageResult):
             return read
-        data, total = read
+        data, total, modified = read
         complete = len(data) >= total
         fields["size"] = total
         try:
@@ -213,13 +175,14 @@ class ObjectConverger:
         except EmbeddingError as exc:
             # Transient or not, the model's answer is no proof the bytes are bad: the
             # earlier vector stays (see the module docstring).
-            return _keeping_vector(result, had_vector).fail(
+            return keeping_vector(result, had_vector).fail(
                 exc.reason, exc.detail, transient=exc.transient
             )
         changed = self._recheck(msg, etag, route, result)
         if changed is not None:
             return changed
         try:
+            ingested_at = self._now()
             metadata = build_metadata(
                 bucket=msg.bucket,
                 key=msg.key,
@@ -227,18 +190,60 @@ class ObjectConverger:
                 size=total,
                 etag=etag,
                 model_id=self.model.model_id,
-                ingested_at=self._now(),
+                ingested_at=ingested_at,
+                ingested_epoch=epoch_seconds(ingested_at),
+                modified_epoch=modified,
             )
+            if dropped := dropped_keys(metadata, msg.key):
+                fields[OUTCOME_FIELDS.metadata_dropped] = dropped
             record = VectorRecord(vkey, vector, metadata)
             validate_record(
                 record, dimension=self.cfg.dimension, distance_metric=self.cfg.distance_metric
             )
         except VectorRejected as exc:
-            return _keeping_vector(result, had_vector).fail(exc.reason, exc.detail, transient=False)
+            return keeping_vector(result, had_vector).fail(exc.reason, exc.detail, transient=False)
         result.record = record
         return result.end("embedded")
 
     # ------------------------------------------------------------------ steps
+
+    def _upgrade(
+        self,
+        msg: ObjectMessage,
+        etag: str,
+        stored: Mapping[str, Any],
+        modified: int | None,
+        result: MessageResult,
+    ) -> MessageResult | None:
+        """``unchanged``, or a rewrite with newer metadata keys (``imgsearch.upgrade``)."""
+        who = {"bucket": msg.bucket, "key": msg.key, "model_id": self.model.model_id}
+        if not upgrade.missing_keys(stored, **who):
+            return result.end("unchanged")
+        if modified is None:  # LastModified is in no message: one HeadObject
+            head = self._head(msg, result)
+            if head is None:
+                return self._delete(result, result.fields["vector_key"])
+            if isinstance(head, MessageResult):
+                return head
+            if head[0] != etag:
+                return result.end("stale_skipped", detail=f"object no longer has ETag {etag}")
+            modified = head[2]
+        record = upgrade.upgraded_record(
+            self.index, result.fields["vector_key"], stored, **who, modified_epoch=modified
+        )
+        if record == "current":
+            return result.end("unchanged")
+        if record == "gone":
+            return None
+        try:
+            validate_record(
+                record, dimension=self.cfg.dimension, distance_metric=self.cfg.distance_metric
+            )
+        except VectorRejected as exc:  # e.g. the index's dimension changed: say so, keep it
+            return keeping_vector(result, True).fail(exc.reason, exc.detail, transient=False)
+        result.fields[OUTCOME_FIELDS.metadata_added] = sorted(set(record.metadata) - set(stored))
+        result.record = record
+        return result.end("metadata_upgraded")
 
     def _inspect(
         self, data: bytes, total: int, complete: bool, fields: dict[str, Any]
@@ -349,24 +354,25 @@ class ObjectConverger:
 
     def _head(
         self, msg: ObjectMessage, result: MessageResult
-    ) -> tuple[str, int] | MessageResult | None:
-        """(etag, size) of the current object, None if it is gone, or the message's end."""
+    ) -> tuple[str, int, int | None] | MessageResult | None:
+        """(etag, size, LastModified epoch) of the current object, None if it is gone, or
+        the message's end."""
         request: HeadObjectRequestTypeDef = {"Bucket": msg.bucket, "Key": msg.key}
         if self.cfg.source_bucket_owner:
             request["ExpectedBucketOwner"] = self.cfg.source_bucket_owner
         try:
             head = self.s3.head_object(**request)
         except ParamValidationError as exc:
-            return _refused_name(result, exc)
+            return refused_name(result, exc)
         except ClientError as exc:
             verdict, reason = converge.classify_s3_error(error_code(exc), http_status(exc))
             if verdict == "gone":
                 return None
-            return result.fail(reason, _s3_error_text(exc, reason), transient=True)
+            return result.fail(reason, s3_error_text(exc, reason), transient=True)
         etag = converge.normalize_etag(head.get("ETag"))
         if etag is None:
             return result.fail(converge.S3_ERROR, "HeadObject returned no ETag", transient=True)
-        return etag, int(head.get("ContentLength") or 0)
+        return etag, int(head.get("ContentLength") or 0), _epoch(head.get("LastModified"))
 
     def _read(
         self,
@@ -376,8 +382,9 @@ class ObjectConverger:
         result: MessageResult,
         *,
         had_vector: bool,
-    ) -> tuple[bytes, int] | MessageResult:
-        """(leading bytes, total size) of the object at ``etag``, or the message's end."""
+    ) -> tuple[bytes, int, int | None] | MessageResult:
+        """(leading bytes, total size, LastModified epoch) of the object at ``etag``, or
+        the message's end."""
         vkey: str = result.fields["vector_key"]
         request: GetObjectRequestTypeDef = {
             "Bucket": msg.bucket,
@@ -394,7 +401,7 @@ class ObjectConverger:
             response = self.s3.get_object(**request)
             data: bytes = response["Body"].read()
         except ParamValidationError as exc:
-            return _refused_name(result, exc)
+            return refused_name(result, exc)
         except ClientError as exc:
             verdict, reason = converge.classify_s3_error(error_code(exc), http_status(exc))
             if verdict == "gone":
@@ -414,9 +421,10 @@ class ObjectConverger:
                     vkey,
                     had_vector,
                 )
-            return result.fail(reason, _s3_error_text(exc, reason), transient=True)
+            return result.fail(reason, s3_error_text(exc, reason), transient=True)
         result.bytes_read += len(data)
-        return data, converge.total_size(response.get("ContentRange"), len(data))
+        total = converge.total_size(response.get("ContentRange"), len(data))
+        return data, total, _epoch(response.get("LastModified"))
 
     # ------------------------------------------------------------------ endings
 
@@ -438,19 +446,8 @@ class ObjectConverger:
         return result.fail(reason, detail, transient=False)
 
 
-def _keeping_vector(result: MessageResult, had_vector: bool) -> MessageResult:
-    """Say in the log line that an earlier version's vector stays beside this failure."""
-    if had_vector:
-        result.fields[OUTCOME_FIELDS.earlier_vector_kept] = True
-    return result
+def _epoch(value: datetime | None) -> int | None:
+    return epoch_seconds(value) if value is not None else None
 
 
-def _s3_error_text(exc: ClientError, reason: str) -> str:
-    """The error as logged, naming the settings that fix an access denial."""
-    text = client_error_text(exc)
-    return text + ACCESS_DENIED_HINT if reason == converge.S3_ACCESS_DENIED else text
-
-
-def _refused_name(result: MessageResult, exc: ParamValidationError) -> MessageResult:
-    """botocore refused the message's bucket or key: no request about it can succeed."""
-    return result.fail(converge.INVALID_MESSAGE, str(exc), transient=False)
+__all__ = ["MODEL_BUDGET_SPENT", "RECHECK_AFTER_SECONDS", "Log", "MessageResult", "ObjectConverger"]

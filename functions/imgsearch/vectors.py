@@ -8,24 +8,39 @@ key                kind            value
 source_bucket      filterable      bucket name
 source_key         filterable      object key (see the long-key rule below)
 prefix             filterable      the key's folder with a trailing ``/`` ("" at root)
+folders            filterable      list of every ancestor folder, each with its ``/``
+                                   (``a/b/c.jpg``: ``["a/", "a/b/"]``); absent at the root
 format             filterable      ``jpeg`` / ``png`` / ``gif`` / ``webp`` (sniffed)
 width, height      filterable      pixels, from the image header
 size               filterable      bytes
 etag               filterable      the object's ETag (no quotes): the "unchanged" check
 ingested_at        filterable      ISO-8601 UTC time of embedding
+ingested_epoch     filterable      the same time as whole seconds since 1970 (UTC): a number
+modified_epoch     filterable      the object's LastModified, whole seconds since 1970 (UTC)
 model_id           filterable      Bedrock model that made the vector
 s3_uri             non-filterable  ``s3://bucket/key``, always present
 source_key_full    non-filterable  the full key, only when the long-key rule applied
 =================  ==============  ==================================================
 
+``folders`` exists because S3 Vectors filters match whole values, never prefixes,
+but ``$eq`` on a list matches any element: ``{"folders": {"$eq": "a/"}}`` is "under
+``a/``". A root-level key gets no ``folders`` at all rather than ``[]``: the guide does
+not say that an empty list is accepted. The epochs exist because range filters
+(``$gt``...) take numbers only, and ``ingested_at`` is text.
+
 S3 Vectors (GA) allows 2 KB of filterable metadata per vector. Its exact accounting is
 not published, so the filterable part is measured here as its compact UTF-8 JSON,
-which over-counts (quotes, commas, braces). **Long-key rule**: when the filterable
-part would exceed the budget (a key of roughly 900+ bytes, as ``prefix`` repeats most
-of it), ``source_key`` is dropped from the filterable metadata and the full key is
-kept as non-filterable ``source_key_full``; if it still does not fit, ``prefix`` is
-dropped too. Truncating instead would be useless: S3 Vectors filters match whole
-values (``$eq``/``$in``), never prefixes. The write never fails because of a key: the
+which over-counts (quotes, commas, braces). **Long-key rule**: while the filterable
+part would exceed the budget, keys are dropped in this order:
+
+1. ``folders`` (the deep keys that need this repeat the key several times), whole: a
+   shortened list would answer "not under ``a/b/``" for an image that is;
+2. ``source_key``, kept in full as non-filterable ``source_key_full``;
+3. ``prefix``.
+
+Truncating a value instead would be useless, for the same whole-value reason. What
+was dropped is never silent: :func:`dropped_keys` names it and the embedder logs it
+with the outcome (``metadata_dropped``). The write never fails because of a key: the
 vector stays searchable by similarity and its ``s3_uri`` always names the object.
 
 Other limits enforced before any write (``validate_vector`` / ``validate_metadata``):
@@ -45,6 +60,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from imgsearch.images import ImageInfo
@@ -56,21 +72,29 @@ if TYPE_CHECKING:
 
 S3_URI = "s3_uri"
 SOURCE_KEY_FULL = "source_key_full"
+SOURCE_KEY = "source_key"
+PREFIX = "prefix"
+FOLDERS = "folders"
+MODIFIED_EPOCH = "modified_epoch"
+INGESTED_EPOCH = "ingested_epoch"
 NON_FILTERABLE_KEYS: tuple[str, ...] = (S3_URI, SOURCE_KEY_FULL)
 """Metadata keys the index declares non-filterable (the stack and the local cloud read this)."""
 FILTERABLE_KEYS: tuple[str, ...] = (
     "source_bucket",
-    "source_key",
-    "prefix",
+    SOURCE_KEY,
+    PREFIX,
+    FOLDERS,
     "format",
     "width",
     "height",
     "size",
     "etag",
     "ingested_at",
+    INGESTED_EPOCH,
+    MODIFIED_EPOCH,
     "model_id",
 )
-NUMERIC_KEYS: tuple[str, ...] = ("width", "height", "size")
+NUMERIC_KEYS: tuple[str, ...] = ("width", "height", "size", INGESTED_EPOCH, MODIFIED_EPOCH)
 """Filterable keys holding numbers (the others hold text): what ``$gt``/``$lt`` filters can use."""
 
 # Stable machine reasons (logged and used as a metric dimension: never rename).
@@ -118,6 +142,20 @@ def key_prefix(key: str) -> str:
     return key[: cut + 1] if cut >= 0 else ""
 
 
+def key_folders(key: str) -> list[str]:
+    """Every ancestor folder of ``key``, shallowest first (``a/b/c.jpg``: ``["a/", "a/b/"]``)."""
+    parts = key.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+
+def epoch_seconds(value: datetime | str) -> int:
+    """Whole seconds since 1970 UTC of a datetime (naive = UTC) or an ISO-8601 text."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return math.floor(moment.timestamp())
+
+
 def json_bytes(value: Any) -> int:
     """Size of ``value`` as compact UTF-8 JSON: how metadata limits are measured here."""
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
@@ -137,30 +175,51 @@ def build_metadata(
     etag: str,
     model_id: str,
     ingested_at: str,
+    ingested_epoch: int | None = None,
+    modified_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Metadata for one image's vector, applying the long-key rule (module docstring)."""
+    """Metadata for one image's vector, applying the long-key rule (module docstring).
+
+    An epoch given as None is left out (a caller that does not know the time).
+    """
     filterable: dict[str, Any] = {
         "source_bucket": bucket,
-        "source_key": key,
-        "prefix": key_prefix(key),
+        SOURCE_KEY: key,
+        PREFIX: key_prefix(key),
+        FOLDERS: key_folders(key),
         "format": image.format,
         "width": image.width,
         "height": image.height,
         "size": size,
         "etag": etag,
         "ingested_at": ingested_at,
+        INGESTED_EPOCH: ingested_epoch,
+        MODIFIED_EPOCH: modified_epoch,
         "model_id": model_id,
     }
+    filterable = {k: v for k, v in filterable.items() if v is not None and v != []}
     non_filterable: dict[str, Any] = {S3_URI: f"s3://{bucket}/{key}"}
     budget = LIMITS.filterable_metadata_max_bytes
-    for droppable in ("source_key", "prefix"):
+    for droppable in LONG_KEY_DROPS:
         if json_bytes(filterable) <= budget:
             break
-        del filterable[droppable]
-        non_filterable[SOURCE_KEY_FULL] = key
+        if filterable.pop(droppable, None) is not None and droppable == SOURCE_KEY:
+            non_filterable[SOURCE_KEY_FULL] = key
     metadata = {**filterable, **non_filterable}
     validate_metadata(metadata)
     return metadata
+
+
+LONG_KEY_DROPS: tuple[str, ...] = (FOLDERS, SOURCE_KEY, PREFIX)
+"""What the long-key rule drops, in order, while the filterable part is over budget."""
+
+
+def dropped_keys(metadata: Mapping[str, Any], key: str) -> list[str]:
+    """The keys the long-key rule dropped from ``key``'s metadata (empty: none)."""
+    dropped = [k for k in (SOURCE_KEY, PREFIX) if k not in metadata]
+    if key_folders(key) and FOLDERS not in metadata:
+        dropped.insert(0, FOLDERS)
+    return dropped
 
 
 def validate_metadata(metadata: Mapping[str, Any]) -> None:

@@ -5,15 +5,20 @@ Semantics follow the S3 Vectors user guide ("Metadata filtering"):
 * ``{"k": v}`` is shorthand for ``{"k": {"$eq": v}}``; several keys in one object, or
   several operators on one key, are ANDed.
 * ``$eq`` / ``$ne`` take a string, number or boolean. Against a list value, ``$eq`` is
-  true if any element equals the operand (``$ne``: if none does).
+  true if any element equals the operand (the guide's example: ``{"category": {"$eq":
+  "documentary"}}`` matches ``"category": ["documentary", "romance"]``). The embedder's
+  ``folders`` list relies on this for subtree filters.
 * ``$gt`` ``$gte`` ``$lt`` ``$lte`` take a number.
 * ``$in`` / ``$nin`` take a non-empty array of primitives.
 * ``$exists`` takes a boolean. ``$and`` / ``$or`` take a non-empty array of filters.
 
-Where the guide is silent, the choices are: a missing key never satisfies ``$eq``, the
-comparisons or ``$in``, and always satisfies ``$ne`` and ``$nin`` (as in MongoDB, whose
-syntax S3 Vectors borrows); booleans are never numbers; and a filter on a key the index
-declared non-filterable is rejected (a silent empty answer would hide the mistake).
+Where the guide is silent, the choices are: against a list, ``$ne`` is true if no
+element equals the operand, ``$in`` if any element is among the choices, ``$nin`` if
+none is, and a range operator if any element is a number in range; a missing key never
+satisfies ``$eq``, the comparisons or ``$in``, and always satisfies ``$ne`` and ``$nin``
+(as in MongoDB, whose syntax S3 Vectors borrows); booleans are never numbers; and a
+filter on a key the index declared non-filterable is rejected (a silent empty answer
+would hide the mistake). The folder filters imgsearch builds use only ``$eq``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ zero vectors in a cosine index, too many vectors, metadata over the size or key 
 results are ranked once, on the first request; a token must come back with the same
 ``queryVector``, ``topK`` and ``filter`` and expires after ``QUERY_TOKEN_SECONDS``.
 Metadata sizes are measured as the UTF-8 length of the compact JSON of each key and
-value; the service does not document its exact byte accounting.
+value (a list as its whole JSON array); the service does not document its exact byte
+accounting. Values are strings, numbers, booleans or lists of them, as the guide lists;
+an empty list, which it does not mention, is refused rather than guessed at.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ def _check_metadata(key: str, metadata: Any, non_filterable: frozenset[str]) -> 
             f"more than the limit of {LIMITS.metadata_max_keys}"
         )
     for name, value in metadata.items():
+        if value == []:
+            raise validation(
+                f"Invalid record for key '{key}': metadata value for '{name}' is an empty list; "
+                "leave the key out instead (the S3 Vectors guide does not document empty lists)"
+            )
         items = value if isinstance(value, list) else [value]
         for item in items:
             if not isinstance(item, str | bool | int | float) or (

@@ -41,6 +41,7 @@ QUEUE_ATTRIBUTES: tuple[QueueAttributeFilterType, ...] = (
 PROCESSED_METRICS: tuple[str, ...] = (
     METRICS.images_embedded,
     METRICS.unchanged_skipped,
+    METRICS.metadata_upgraded,
     METRICS.vectors_deleted,
     METRICS.stale_skipped,
     METRICS.permanent_failures,
@@ -101,6 +102,7 @@ class Status:
             ("last hour", ""),
             ("  images embedded", int(hour.get(METRICS.images_embedded, 0))),
             ("  unchanged (skipped)", int(hour.get(METRICS.unchanged_skipped, 0))),
+            ("  metadata upgraded", int(hour.get(METRICS.metadata_upgraded, 0))),
             ("  vectors deleted", int(hour.get(METRICS.vectors_deleted, 0))),
             ("  permanent failures", int(hour.get(METRICS.permanent_failures, 0))),
             ("  transient retries", int(hour.get(METRICS.transient_retries, 0))),

@@ -22,6 +22,7 @@ from imgsearch.vectors import (
     VectorRecord,
     VectorRejected,
     build_metadata,
+    dropped_keys,
     json_bytes,
     key_prefix,
     put_batches,
@@ -42,6 +43,8 @@ def _meta(key: str, bucket: str = "photos") -> dict[str, Any]:
         etag="0123456789abcdef0123456789abcdef",
         model_id="amazon.nova-2-multimodal-embeddings-v1:0",
         ingested_at="2025-11-13T12:00:00.000Z",
+        ingested_epoch=1763035200,
+        modified_epoch=1763000000,
     )
 
 
@@ -51,12 +54,15 @@ def test_metadata_for_an_ordinary_key() -> None:
         "source_bucket": "photos",
         "source_key": "holiday/2024/beach photo.jpg",
         "prefix": "holiday/2024/",
+        "folders": ["holiday/", "holiday/2024/"],
         "format": "jpeg",
         "width": 640,
         "height": 480,
         "size": 12345,
         "etag": "0123456789abcdef0123456789abcdef",
         "ingested_at": "2025-11-13T12:00:00.000Z",
+        "ingested_epoch": 1763035200,
+        "modified_epoch": 1763000000,
         "model_id": "amazon.nova-2-multimodal-embeddings-v1:0",
         "s3_uri": "s3://photos/holiday/2024/beach photo.jpg",
     }
@@ -72,10 +78,11 @@ def test_prefix_is_the_folder() -> None:
 def test_long_key_moves_to_non_filterable_and_stays_whole() -> None:
     key = "deep/" * 200 + "x.jpg"  # 1005 bytes: key and prefix together exceed 2 KB
     meta = _meta(key)
-    assert "source_key" not in meta
+    assert "source_key" not in meta and "folders" not in meta
     assert meta["source_key_full"] == key
     assert meta["s3_uri"] == f"s3://photos/{key}"
     assert meta["prefix"] == "deep/" * 200
+    assert dropped_keys(meta, key) == ["folders", "source_key"]
     filterable = {k: v for k, v in meta.items() if k not in NON_FILTERABLE_KEYS}
     assert json_bytes(filterable) <= LIMITS.filterable_metadata_max_bytes
 
@@ -93,6 +100,7 @@ def test_key_that_escapes_badly_drops_prefix_too_and_never_fails() -> None:
     meta = _meta(key)
     assert "source_key" not in meta and "prefix" not in meta
     assert meta["source_key_full"] == key
+    assert dropped_keys(meta, key) == ["folders", "source_key", "prefix"]
     filterable = {k: v for k, v in meta.items() if k not in NON_FILTERABLE_KEYS}
     assert json_bytes(filterable) <= LIMITS.filterable_metadata_max_bytes
     validate_metadata(meta)
@@ -103,6 +111,7 @@ def test_key_just_within_budget_keeps_source_key() -> None:
     meta = _meta(key)
     assert meta["source_key"] == key
     assert "source_key_full" not in meta
+    assert dropped_keys(meta, key) == []
 
 
 def test_metadata_limits_are_enforced() -> None:
