@@ -1,8 +1,11 @@
 """One SQS batch through the embedder: scheduling, the one vector write, per-object order.
 
-Messages are grouped by ``MessageGroupId``; groups run concurrently on a small thread
-pool (``embed_pool_size``), the messages of one group in order, each converged by
-:class:`~imgsearch.ingest.ObjectConverger`. Deletes happen at once; all new vectors of
+Messages run in lanes, one per object (vector key): a lane's messages one after the
+other in batch order, the lanes concurrently on a small thread pool (``embed_pool_size``),
+also the lanes of one message group: a FIFO queue with a backlog hands out batches of a
+single group, so running a group one message at a time would leave the pool idle at
+scale. Each message is converged by :class:`~imgsearch.ingest.ObjectConverger`. Deletes
+happen at once; all new vectors of
 the batch go out together in one ``PutVectors`` (split only by the service limits), so
 raising the batch size does not multiply S3 Vectors requests. If that write fails, the
 vectors are written again one by one, so that a vector S3 Vectors refuses fails only
@@ -10,9 +13,11 @@ its own message.
 
 **Per-object order** (the one owner of the rule, :func:`hold_back_after_failures`): in
 each group, every message after the first one that is not acknowledged is handed back
-too, so SQS redelivers them in their order. While a group runs, the rule also saves
-the work: a message after a failure is not started. After the write, it is applied
-once more, to the messages that followed a vector that could not be written.
+too, so SQS redelivers them in their order. While a lane runs, the rule also saves
+the work: a message of the same object after a failure is not started. Other objects
+of the group run meanwhile; what they did is idempotent and is done again, cheaply
+(``unchanged``), when SQS redelivers them. After the write, the rule is applied to the
+whole batch, also to the messages that followed a vector that could not be written.
 :func:`partial_batch_response` then reports every message not acknowledged.
 
 No message, however crafted, ends the invocation: a body that does not parse is a
@@ -23,6 +28,7 @@ that message alone, as a transient ``unexpected_error`` (with a logged traceback
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +96,40 @@ def _group_of(item: BatchItem) -> str:
     return item.group_id or item.message_id
 
 
+class _GroupFailures:
+    """The first failed position of each group so far, shared by the lanes.
+
+    A message not yet started after a failure earlier in its group is not started at all
+    (it would be handed back anyway); one already running finishes, and
+    :func:`hold_back_after_failures` hands it back after the fact.
+    """
+
+    def __init__(self, items: Sequence[BatchItem]) -> None:
+        self._position = {item.message_id: i for i, item in enumerate(items)}
+        self._first: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, item: BatchItem) -> None:
+        group, at = _group_of(item), self._position[item.message_id]
+        with self._lock:
+            self._first[group] = min(at, self._first.get(group, at))
+
+    def blocks(self, item: BatchItem) -> bool:
+        with self._lock:
+            first = self._first.get(_group_of(item))
+        return first is not None and first < self._position[item.message_id]
+
+
+def _lane_of(item: BatchItem) -> str:
+    """The object a message is about (its vector key); a body that does not parse is its
+    own lane (it ends as ``invalid_message`` without touching anything)."""
+    try:
+        msg = parse_message(item.body)
+    except MessageError:
+        return f"message:{item.message_id}"
+    return vector_key(msg.bucket, msg.key)
+
+
 class BatchRunner:
     """Runs a batch of messages through one :class:`ObjectConverger` (module docstring)."""
 
@@ -110,32 +150,36 @@ class BatchRunner:
         self, items: Sequence[BatchItem], deadline: float | None = None
     ) -> dict[str, MessageResult]:
         """Process a batch; results by message id, in batch order. Never raises."""
-        groups: dict[str, list[BatchItem]] = {}
+        lanes: dict[str, list[BatchItem]] = {}
         for item in items:
-            groups.setdefault(_group_of(item), []).append(item)
-        if len(groups) <= 1 or self.pool_size <= 1:
-            per_group = [self._run_group(g, deadline) for g in groups.values()]
+            lanes.setdefault(_lane_of(item), []).append(item)
+        failures = _GroupFailures(items)
+        if len(lanes) <= 1 or self.pool_size <= 1:
+            per_lane = [self._run_lane(lane, deadline, failures) for lane in lanes.values()]
         else:
-            workers = min(self.pool_size, len(groups))
+            workers = min(self.pool_size, len(lanes))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                per_group = list(pool.map(lambda g: self._run_group(g, deadline), groups.values()))
+                per_lane = list(
+                    pool.map(lambda ln: self._run_lane(ln, deadline, failures), lanes.values())
+                )
         results: dict[str, MessageResult] = {}
-        for group_results in per_group:
-            results.update(group_results)
+        for lane_results in per_lane:
+            results.update(lane_results)
         self._flush([results[item.message_id] for item in items])
         hold_back_after_failures(items, results)
         return {item.message_id: results[item.message_id] for item in items}
 
-    # ------------------------------------------------------------------ one group
+    # ------------------------------------------------------------------ one lane
 
-    def _run_group(
-        self, items: list[BatchItem], deadline: float | None
+    def _run_lane(
+        self, items: list[BatchItem], deadline: float | None, failures: _GroupFailures
     ) -> dict[str, MessageResult]:
         results: dict[str, MessageResult] = {}
         pending: dict[str, MessageResult] = {}  # vector key -> result whose put is not written
         blocked = False
         for item in items:
             try:
+                blocked = blocked or failures.blocks(item)
                 result = self._run_one(item, deadline, blocked, pending)
             except Exception as exc:  # a bug must not end the batch (module docstring)
                 self.log.exception("unexpected error", extra={"message_id": item.message_id})
@@ -143,7 +187,9 @@ class BatchRunner:
                     converge.UNEXPECTED_ERROR, f"{type(exc).__name__}: {exc}", transient=True
                 )
             result.fields = {"message_id": item.message_id, **result.fields}
-            blocked = blocked or not result.acknowledged
+            if not result.acknowledged:
+                blocked = True
+                failures.record(item)
             results[item.message_id] = result
         return results
 

@@ -1,4 +1,9 @@
-"""List prices for estimates (the backfill's dry run, the benchmarks).
+"""List prices and the throughput model for estimates (the backfill's dry run, benchmarks).
+
+:func:`cost_for` splits a run's bill by service; :func:`throughput` says how many images
+per second a configuration reaches and which bound holds it there (Lambda concurrency x
+per-invocation parallelism over the per-image time, the Bedrock quota, S3 Vectors' write
+limits per index). ``bench.bench_pipeline`` and ``backfill --dry-run`` both use them.
 
 Not part of the Lambda asset: ``infra.bundling`` leaves this module out, and an
 import-linter contract keeps the handlers from importing it.
@@ -98,12 +103,89 @@ def lambda_gb_seconds_per_image(work: CostInputs) -> float:
     return work.seconds_per_invocation * work.memory_mb / 1024 / work.batch_size
 
 
+INDEX_WRITE_REQUESTS_PER_SECOND = 1000
+"""PutVectors + DeleteVectors requests per second per vector index (S3 User Guide, S3
+Vectors "Limitations and restrictions" and "S3 Vectors best practices")."""
+INDEX_WRITE_VECTORS_PER_SECOND = 2500
+"""Vectors inserted + deleted per second per vector index (same pages)."""
+
+
+@dataclass(frozen=True)
+class ServiceTimes:
+    """Seconds per call of each service the embedder waits on for one image."""
+
+    bedrock: float
+    s3_get: float = 0.0
+    get_vectors: float = 0.0
+    """The unchanged check: one GetVectors per image."""
+    put_vectors: float = 0.0
+    """One PutVectors per batch (``imgsearch.batch``), not per image."""
+
+    @property
+    def per_image(self) -> float:
+        """One image's calls, one after the other (the write is the batch's)."""
+        return self.bedrock + self.s3_get + self.get_vectors
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Images per second a configuration reaches and what holds it there."""
+
+    images_per_second: float
+    limited_by: str
+    bounds: dict[str, float]
+    """Images per second each limit allows on its own (``inf``: no limit given)."""
+    seconds_per_invocation: float
+    """One full batch's time: its images in waves of ``pool``, then one PutVectors."""
+
+
+def throughput(
+    *,
+    concurrency: int,
+    message_groups: int,
+    batch_size: int,
+    pool_size: int,
+    times: ServiceTimes,
+    bedrock_rpm: float | None = None,
+) -> Throughput:
+    """The steady rate of a configuration: the least of its bounds.
+
+    ``lambda``: at most ``min(concurrency, message_groups)`` invocations run (a FIFO event
+    source runs one batch per group at a time), each embedding ``min(batch, pool)`` images
+    at once, so a batch takes ``ceil(batch / pool)`` per-image times plus its PutVectors.
+    ``bedrock_quota``: ``bedrock_rpm`` InvokeModel requests per minute (None: not given).
+    ``s3vectors_requests`` / ``s3vectors_vectors``: the index's write limits, with one
+    PutVectors per batch.
+    """
+    if min(concurrency, message_groups, batch_size, pool_size) < 1:
+        raise ValueError(
+            "concurrency, message_groups, batch_size and pool_size must be >= 1 "
+            f"(got {concurrency}, {message_groups}, {batch_size}, {pool_size})"
+        )
+    waves = math.ceil(batch_size / min(batch_size, pool_size))
+    invocation = waves * times.per_image + times.put_vectors
+    running = min(concurrency, message_groups)
+    bounds = {
+        "lambda": running * batch_size / invocation if invocation > 0 else math.inf,
+        "bedrock_quota": bedrock_rpm / 60 if bedrock_rpm else math.inf,
+        "s3vectors_requests": float(INDEX_WRITE_REQUESTS_PER_SECOND * batch_size),
+        "s3vectors_vectors": float(INDEX_WRITE_VECTORS_PER_SECOND),
+    }
+    limited_by = min(bounds, key=lambda name: bounds[name])
+    return Throughput(bounds[limited_by], limited_by, bounds, invocation)
+
+
 __all__ = [
     "GIB",
+    "INDEX_WRITE_REQUESTS_PER_SECOND",
+    "INDEX_WRITE_VECTORS_PER_SECOND",
     "PRICES",
     "CostInputs",
     "Prices",
+    "ServiceTimes",
+    "Throughput",
     "cost_for",
     "cost_per_million",
     "lambda_gb_seconds_per_image",
+    "throughput",
 ]

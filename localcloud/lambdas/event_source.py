@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from localcloud.lambdas.pool import FunctionPool, InvocationResult, WorkerDied
+from localcloud.services.calls import CallTimes
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -89,10 +90,17 @@ class SqsEventSource:
     back would wait while its visibility timeout runs, and once that passed SQS would
     hand its message group out again while the first copy still runs. Any such overlap
     of one group is counted in :attr:`group_overlaps` (the accounting reports it).
+    A slot is an invocation: it is free again once the invocation returns, while the
+    poller deletes the batch's messages (their groups stay locked in the queue until
+    then, so FIFO order holds); an invoker thread of a pair runs the next batch meanwhile.
+    There are as many pollers as slots (at least
+    ``MIN_RECEIVERS``, at most ``MAX_RECEIVERS``), so a freed slot does not queue behind
+    another slot's receive.
     ``stats`` are updated under one lock: receivers and invokers are separate threads.
     """
 
-    RECEIVERS = 2
+    MIN_RECEIVERS = 2
+    MAX_RECEIVERS = 10
 
     def __init__(
         self,
@@ -127,7 +135,12 @@ class SqsEventSource:
         self._parked_cond = threading.Condition()
         self.in_flight = 0
         """Batches received and not yet finished (invoked and deleted)."""
+        self._running = 0
+        """Batches received and not yet invoked to the end: what holds a slot."""
         self.stats: Counter[str] = Counter()
+        self.call_times = CallTimes()
+        """Seconds per SQS call the pollers make (``sqs:ReceiveMessage`` ...), client side:
+        the local SQS goes straight to fauxqs, not through the front server."""
         self.group_overlaps: Counter[str] = Counter()
         """Message groups that were handed out while a batch of theirs was in flight."""
 
@@ -146,11 +159,14 @@ class SqsEventSource:
             return dict(self.group_overlaps)
 
     def start(self) -> None:
-        for i in range(self.RECEIVERS):
+        receivers = min(max(self.MIN_RECEIVERS, self.max_concurrency), self.MAX_RECEIVERS)
+        for i in range(receivers):
             t = threading.Thread(target=self._receive_loop, name=f"esm-poll-{i}", daemon=True)
             t.start()
             self._receivers.append(t)
-        for i in range(self.max_concurrency):
+        # Twice the slots: an invoker whose batch is being deleted has given its slot back,
+        # and another invoker starts the next batch meanwhile (invocations stay <= slots).
+        for i in range(2 * self.max_concurrency):
             t = threading.Thread(target=self._invoke_loop, name=f"esm-invoke-{i}", daemon=True)
             t.start()
             self._invokers.append(t)
@@ -220,10 +236,12 @@ class SqsEventSource:
                     self.group_overlaps.update(overlapping)
                 self._groups_in_flight.update(groups)
                 self.in_flight += 1
-                self.stats["peak_in_flight"] = max(self.stats["peak_in_flight"], self.in_flight)
+                self._running += 1
+                self.stats["peak_in_flight"] = max(self.stats["peak_in_flight"], self._running)
             self._ready.put(batch)
 
     def _receive(self, client: SQSClient) -> list[dict[str, Any]]:
+        started = time.perf_counter()
         try:
             reply = client.receive_message(
                 QueueUrl=self.queue_url,
@@ -236,7 +254,10 @@ class SqsEventSource:
             if not self._stop.wait(0.2):
                 self._count(receive_errors=1)
             return []
-        return cast("list[dict[str, Any]]", reply.get("Messages", []))
+        messages = cast("list[dict[str, Any]]", reply.get("Messages", []))
+        if messages:  # an empty long poll's wait is not the emulator's time
+            self.call_times.add("sqs:ReceiveMessage", time.perf_counter() - started)
+        return messages
 
     # ------------------------------------------------------------------ invoking
 
@@ -252,7 +273,12 @@ class SqsEventSource:
             finally:
                 with self._lock:
                     self.in_flight -= 1
-                self._slots.release()
+
+    def _invoked(self) -> None:
+        """The invocation returned: its slot is free, the delete is the poller's."""
+        with self._lock:
+            self._running -= 1
+        self._slots.release()
 
     def _run(self, client: SQSClient, batch: list[dict[str, Any]], groups: set[str]) -> None:
         self._count(batches=1, messages=len(batch), group_runs=int(len(groups) < len(batch)))
@@ -268,6 +294,7 @@ class SqsEventSource:
             with self._lock:
                 self._groups_in_flight.subtract(groups)
                 self._groups_in_flight += Counter()  # drops the groups now at zero
+            self._invoked()
         done = successes(batch, result)
         if done is None:
             self._count(batch_failures=1, messages_failed=len(batch))
@@ -278,6 +305,7 @@ class SqsEventSource:
     def _delete(self, client: SQSClient, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
+            began = time.perf_counter()
             try:
                 reply = client.delete_message_batch(
                     QueueUrl=self.queue_url,
@@ -289,6 +317,7 @@ class SqsEventSource:
             except Exception:  # the message comes back after its visibility timeout
                 self._count(delete_errors=len(chunk))
                 continue
+            self.call_times.add("sqs:DeleteMessageBatch", time.perf_counter() - began)
             self._count(
                 messages_deleted=len(reply.get("Successful", [])),
                 delete_errors=len(reply.get("Failed", [])),

@@ -1,7 +1,9 @@
 """Fault injection at the local cloud's network edge (never inside ``functions/``).
 
-A :class:`Faults` object holds rules; the front server asks it, for each Bedrock or
-S3 Vectors request, whether to delay it and whether to answer with an error instead.
+A :class:`Faults` object holds rules; the front server asks it, for each Bedrock, S3
+Vectors or S3 object request, whether to delay it and whether to answer with an error
+instead. S3 rules add latency only (``GetObject``, ``HeadObject``...; ``match`` is tested
+against the request's bucket/key path): S3's XML errors are not modelled here.
 Rules fire for the next N matching calls, or for a fraction of them (seeded, so a test
 run is repeatable), or for every matching call until cleared. ``match`` narrows a rule to
 requests whose body contains a string (e.g. one object's key or vector key).
@@ -27,8 +29,8 @@ from urllib.parse import unquote
 from localcloud.services.bedrock import on_demand_unsupported
 from localcloud.services.errors import ServiceError
 
-Service = Literal["bedrock", "s3vectors"]
-SERVICES: tuple[str, ...] = ("bedrock", "s3vectors")
+Service = Literal["bedrock", "s3vectors", "s3"]
+SERVICES: tuple[str, ...] = ("bedrock", "s3vectors", "s3")
 
 DEFAULT_MESSAGES: dict[str, str] = {
     "ThrottlingException": "Too many requests, please wait before trying again.",
@@ -107,6 +109,11 @@ class FaultRule:
             raise ValueError("fault latency_seconds must be >= 0")
         if self.error is None and not self.latency_seconds:
             raise ValueError("a fault needs an error, a latency, or both")
+        if self.service == "s3" and self.error is not None:
+            raise ValueError(
+                f"fault error {self.error!r} on service s3: S3 faults add latency only "
+                "(give latency_seconds, no error)"
+            )
 
     @property
     def exhausted(self) -> bool:
@@ -194,6 +201,10 @@ class Faults:
     def bedrock_latency(self, seconds: float) -> FaultRule:
         """Every InvokeModel call takes at least ``seconds`` (a model's latency)."""
         return self.add(FaultRule("bedrock", None, "InvokeModel", latency_seconds=seconds))
+
+    def latency(self, service: Service, operation: str | None, seconds: float) -> FaultRule:
+        """Every matching call of ``service`` (``operation`` None: any) waits ``seconds``."""
+        return self.add(FaultRule(service, None, operation, latency_seconds=seconds))
 
     def s3vectors_error(
         self,

@@ -15,7 +15,10 @@ the way moto's own server does) and answers itself what moto lacks:
   a page open in the browser cannot change the local cloud behind the user's back.
 
 Everything else (S3, the S3 Vectors control plane, CloudWatch, STS...) goes to moto.
-Injected faults (:mod:`localcloud.services.faults`) apply here, at the network edge.
+Injected faults (:mod:`localcloud.services.faults`) apply here, at the network edge: to
+Bedrock, S3 Vectors and S3 object calls (``GetObject``, ``HeadObject``...). Each request's
+own time, injected latency left out, is kept per operation in :attr:`FrontApp.call_times`
+(:mod:`localcloud.services.calls`), so a benchmark can report the emulator's share.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from moto.core.exceptions import ServiceException
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from localcloud.services import bedrock
+from localcloud.services.calls import CallTimes, s3_operation, sqs_operation
 from localcloud.services.errors import ServiceError, validation
 from localcloud.services.faults import Faults
 from localcloud.services.vectorstore import IndexData
@@ -108,8 +112,11 @@ class FrontApp:
         self.status = status
         self.requests: dict[str, int] = {}
         """Requests answered, by ``service:operation`` (for tests and ``status``)."""
+        self.call_times = CallTimes()
+        """The emulator's own time per ``service:operation`` (injected latency left out)."""
         self._count_lock = threading.Lock()
         self._sqs_local = threading.local()
+        self._slept = threading.local()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -118,19 +125,41 @@ class FrontApp:
         if path.startswith("/_localcloud/"):
             return self._control(environ, start_response, path)
         _, service = signing_scope(environ)
+        self._slept.seconds = 0.0
+        started = time.perf_counter()
+        name = f"{service}:passthrough"
         try:
             if service == "bedrock" and (m := _INVOKE.match(path)):
+                name = "bedrock:InvokeModel"
                 return self._bedrock(environ, start_response, m.group(1))
             if service == "s3vectors":
-                return self._s3vectors(environ, start_response, path.strip("/"))
+                name = f"s3vectors:{path.strip('/')}"
+                return list(self._s3vectors(environ, start_response, path.strip("/")))
             if service == "sqs" and self.sqs_endpoint:
+                body = _read_body(environ)
+                name = f"sqs:{sqs_operation(environ, body)}"
                 return self._sqs(environ, start_response)
+            if service == "s3":
+                name = f"s3:{s3_operation(environ)}"
+                self._count(name)
+                self._apply_faults("s3", name[3:], environ.get("PATH_INFO", "").encode())
+            else:
+                self._count(name)
+            return _drain(self.moto_app(environ, start_response))
         except ServiceError as err:
             return _error_response(start_response, err)
         except ServiceException as exc:  # moto's own errors, e.g. NotFoundException
             return _error_response(start_response, ServiceError(exc.code, exc.message))
-        self._count(f"{service}:passthrough")
-        return self.moto_app(environ, start_response)
+        finally:
+            own = time.perf_counter() - started - self._slept.seconds
+            self.call_times.add(name, own)
+
+    def _sleep(self, seconds: float) -> None:
+        """Injected latency: slept, and left out of the request's own time."""
+        if seconds > 0:
+            began = time.perf_counter()
+            time.sleep(seconds)
+            self._slept.seconds += time.perf_counter() - began
 
     def _count(self, name: str) -> None:
         with self._count_lock:
@@ -138,8 +167,7 @@ class FrontApp:
 
     def _apply_faults(self, service: str, operation: str, body: bytes) -> None:
         decision = self.faults.decide(service, operation, body)
-        if decision.delay:
-            time.sleep(decision.delay)
+        self._sleep(decision.delay)
         if decision.error is not None:
             raise decision.error
 
@@ -153,7 +181,7 @@ class FrontApp:
         self._count("bedrock:InvokeModel")
         decision = self.faults.decide("bedrock", "InvokeModel", body, model_id=model_id)
         if decision.error is not None:
-            time.sleep(decision.delay)
+            self._sleep(decision.delay)
             raise decision.error
         region, _ = signing_scope(environ)
         answer = bedrock.invoke_model(
@@ -165,7 +193,7 @@ class FrontApp:
             accept=environ.get("HTTP_ACCEPT"),
         )
         # Injected latency is the model's total time: the stand-in's own work counts.
-        time.sleep(max(0.0, decision.delay - (time.monotonic() - started)))
+        self._sleep(decision.delay - (time.monotonic() - started))
         return _json_response(
             start_response,
             200,
@@ -270,11 +298,27 @@ class FrontApp:
             if name == "status" and method == "GET":
                 payload = self.status() if self.status else {}
                 return _json_response(
-                    start_response, 200, {**payload, "requests": dict(self.requests)}
+                    start_response,
+                    200,
+                    {
+                        **payload,
+                        "requests": dict(self.requests),
+                        "emulator_ms": self.call_times.public(),
+                    },
                 )
         except (ValueError, TypeError) as exc:
             return _json_response(start_response, 400, {"message": str(exc)})
         return _json_response(start_response, 404, {"message": f"no control endpoint {path}"})
+
+
+def _drain(answer: Iterable[bytes]) -> list[bytes]:
+    """moto's answer, read to the end (so its time is the request's) and closed."""
+    try:
+        return list(answer)
+    finally:
+        close = getattr(answer, "close", None)
+        if close is not None:
+            close()
 
 
 # --------------------------------------------------------------------------- backends

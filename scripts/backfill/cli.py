@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--latency", type=float, default=0.5, help="seconds per image for the estimate (0.5)"
     )
+    run.add_argument(
+        "--put-latency", type=float, default=0.0, help="seconds per PutVectors (one per batch)"
+    )
+    run.add_argument(
+        "--bedrock-rpm",
+        type=float,
+        help="the model's InvokeModel quota in requests per minute (Service Quotas)",
+    )
     run.add_argument("--concurrency", type=int, default=16, help="SendMessageBatch calls at once")
     run.add_argument(
         "--max-in-flight", type=int, help="batches sent but not acknowledged (2 x concurrency)"
@@ -217,6 +225,8 @@ def _main(argv: list[str] | None, out: Summary) -> int:
         retry=RetryPolicy(max_attempts=args.max_attempts),
         samples=args.samples,
         latency=args.latency,
+        put_latency=args.put_latency,
+        bedrock_rpm=args.bedrock_rpm,
         rejects=Path(args.rejects),
         workdir=Path(args.work_dir) if args.work_dir else None,
         verify_first=args.verify_first,

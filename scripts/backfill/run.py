@@ -83,6 +83,8 @@ class Options:
     checkpoint_every: float = 0.0
     samples: int = 5
     latency: float = 0.5
+    put_latency: float = 0.0
+    bedrock_rpm: float | None = None
     rejects: Path = Path(DEFAULT_REJECTS)
     workdir: Path | None = None
     verify_first: bool = True
@@ -416,7 +418,13 @@ class Backfill:
             out["samples"] = self.samples
             out["skipped_samples"] = self.skipped_samples
             work = Workload(stats.selected, stats.selected_bytes, stats.key_bytes)
-            out["estimate"] = estimate(work, self.cfg, latency_s=self.opts.latency).as_dict()
+            out["estimate"] = estimate(
+                work,
+                self.cfg,
+                latency_s=self.opts.latency,
+                put_latency_s=self.opts.put_latency,
+                bedrock_rpm=self.opts.bedrock_rpm,
+            ).as_dict()
         if self.error is not None:
             out["error"] = str(self.error)
         if self.stop_reason:

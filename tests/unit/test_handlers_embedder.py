@@ -506,7 +506,9 @@ def test_batch_transient_failure_redelivers_that_message_only(serial_pipe: Pipel
 def one_group(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Pipeline]:
-    yield from start(monkeypatch, capsys, batch_size=10, message_groups=1)
+    # One image at a time (pool 1): the second message is still waiting when the first
+    # fails. With a pool, other objects' messages run alongside (test_batch_lanes).
+    yield from start(monkeypatch, capsys, batch_size=10, message_groups=1, embed_pool_size=1)
 
 
 def test_a_failed_message_holds_back_the_rest_of_its_group(one_group: Pipeline) -> None:
