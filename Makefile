@@ -86,6 +86,10 @@ deploy: build ## CDK_ARGS="-c source_bucket_name=my-photos -c dimension=3072"
 preflight: install ## reads the Lambda concurrency quota and Bedrock model access
 	$(PY) -m scripts.preflight $(CDK_ARGS)
 
+.PHONY: openapi
+openapi: install ## writes docs/openapi.json from the search API's shapes (imgsearch.api_shapes)
+	$(PY) -m imgsearch.api_shapes docs/openapi.json
+
 destroy: install
 	$(CDK) destroy $(CDK_ARGS)
 

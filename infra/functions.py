@@ -72,7 +72,7 @@ class PipelineFunctions(Construct):
             retention_period=cdk.Duration.days(cfg.dlq_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        self.router = self._function(
+        self.router = self.function(
             "Router",
             cfg,
             code=code,
@@ -91,7 +91,7 @@ class PipelineFunctions(Construct):
             ],
         )
 
-        self.embedder = self._function(
+        self.embedder = self.function(
             "Embedder",
             cfg,
             code=code,
@@ -125,7 +125,7 @@ class PipelineFunctions(Construct):
                     conditions=on_owned_bucket,
                 ),
                 *_kms_statements(cfg),
-                *self._invoke_model_statements(cfg),
+                *self.invoke_model_statements(cfg),
                 iam.PolicyStatement(
                     sid="WriteVectors",
                     actions=[
@@ -171,7 +171,7 @@ class PipelineFunctions(Construct):
                     ),
                 )
 
-    def _invoke_model_statements(self, cfg: PipelineConfig) -> list[iam.PolicyStatement]:
+    def invoke_model_statements(self, cfg: PipelineConfig) -> list[iam.PolicyStatement]:
         """``bedrock:InvokeModel`` on the configured model, as the Bedrock docs require.
 
         A foundation model id: that model in this Region. An inference profile id: the
@@ -214,7 +214,7 @@ class PipelineFunctions(Construct):
             ),
         ]
 
-    def _function(
+    def function(
         self,
         id: str,
         cfg: PipelineConfig,

@@ -15,6 +15,7 @@ from constructs import IConstruct
 
 from infra.functions import model_arn_in_any_region
 from infra.pipeline import ImageSearchPipeline
+from infra.search_api import SearchApi
 
 PACK = "AwsSolutions"
 _BASIC_EXECUTION_ROLE = (
@@ -61,28 +62,30 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     )
 
 
-def suppress_reviewed_findings(stack: cdk.Stack, pipeline: ImageSearchPipeline) -> None:
+def suppress_reviewed_findings(
+    stack: cdk.Stack, pipeline: ImageSearchPipeline, search_api: SearchApi | None = None
+) -> None:
     functions = pipeline.functions
-    for fn in (functions.router, functions.embedder):
+    searching = [search_api.function] if search_api else []
+    for fn in (functions.router, functions.embedder, *searching):
         acknowledge(fn, "L1", _RUNTIME_REASON)
         # The role's default policy holds only what CDK adds (X-Ray, event source, DLQ);
         # our own statements are in a separate policy with no acknowledgement.
         assert fn.role is not None
         acknowledge(fn.role.node.find_child("DefaultPolicy"), "IAM5[Resource::*]", _XRAY_REASON)
-    for prefix in pipeline.config.prefixes:
-        objects = pipeline.buckets.source_bucket.arn_for_objects(f"{prefix}*")
-        acknowledge(
-            functions.policies["Embedder"],
-            f"IAM5[Resource::{_nag_string(stack.resolve(objects))}]",
-            _OBJECTS_REASON,
-        )
-    if pipeline.config.model_ref.is_profile:
-        model = model_arn_in_any_region(stack, pipeline.config.model_ref.base_id)
-        acknowledge(
-            functions.policies["Embedder"],
-            f"IAM5[Resource::{_nag_string(stack.resolve(model))}]",
-            _MODEL_REGIONS_REASON,
-        )
+    readers = [functions.policies["Embedder"]]
+    if search_api:
+        readers.append(functions.policies["Search"])
+    for policy in readers:
+        for prefix in pipeline.config.prefixes:
+            objects = pipeline.buckets.source_bucket.arn_for_objects(f"{prefix}*")
+            acknowledge(
+                policy, f"IAM5[Resource::{_nag_string(stack.resolve(objects))}]", _OBJECTS_REASON
+            )
+        if pipeline.config.model_ref.is_profile:
+            model = model_arn_in_any_region(stack, pipeline.config.model_ref.base_id)
+            finding = f"IAM5[Resource::{_nag_string(stack.resolve(model))}]"
+            acknowledge(policy, finding, _MODEL_REGIONS_REASON)
     for name, reason in _CDK_SINGLETONS.items():
         for child in stack.node.children:
             if child.node.id.startswith(name):

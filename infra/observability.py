@@ -13,6 +13,7 @@ The alarms carry no actions: subscribe your own SNS topic or chat integration to
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -25,6 +26,8 @@ _MINUTE = cdk.Duration.minutes(1)
 _FIVE_MINUTES = cdk.Duration.minutes(5)
 _WIDTH = 24
 """A dashboard row is 24 units wide."""
+SEARCH_5XX_ALARM_PERCENT = 5
+"""The search API's 5xx share (of requests in 5 minutes) that alarms."""
 
 
 def _failed_model_calls(cfg: PipelineConfig) -> cw.MathExpression:
@@ -221,6 +224,7 @@ class Observability(Construct):
                     metric(METRICS.images_embedded),
                     metric(METRICS.vectors_deleted),
                     metric(METRICS.unchanged_skipped),
+                    metric(METRICS.metadata_upgraded),
                     metric(METRICS.stale_skipped),
                 ],
                 width=third,
@@ -245,6 +249,60 @@ class Observability(Construct):
                 width=third,
             ),
         ]
+
+    def add_search_api(
+        self, cfg: PipelineConfig, api: apigw.HttpApi, function: lambda_.IFunction
+    ) -> None:
+        """The search API's row: requests, latency, 4xx/5xx, the Bedrock calls it makes, and
+        an alarm on the 5xx rate (API Gateway's own metrics, ``AWS/ApiGateway`` by ApiId)."""
+        requests = api.metric_count(statistic="Sum", period=_FIVE_MINUTES, label="requests")
+        server_errors = api.metric_server_error(statistic="Sum", period=_FIVE_MINUTES, label="5xx")
+        rate = cw.MathExpression(
+            expression="IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
+            using_metrics={"requests": requests, "errors": server_errors},
+            label="5xx rate (%)",
+            period=_FIVE_MINUTES,
+        )
+        alarm = self._above(
+            "SearchServerErrorsAlarm",
+            f"{cfg.stack_name}-search-5xx",
+            f"Over {SEARCH_5XX_ALARM_PERCENT} % of search API requests failed with a 5xx in "
+            "5 minutes; see the search function's log (error_code) and the access log.",
+            rate,
+            SEARCH_5XX_ALARM_PERCENT,
+        )
+        self.alarms.append(alarm)
+        model_calls = cw.Metric(
+            namespace=cfg.metrics_namespace,
+            metric_name=METRICS.search_model_calls,
+            dimensions_map={"service": cfg.service_name},
+            statistic="Sum",
+            period=_FIVE_MINUTES,
+            label="Bedrock calls by search",
+        )
+        third = _WIDTH // 3
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Search API: requests, 4xx, 5xx",
+                left=[
+                    requests,
+                    api.metric_client_error(statistic="Sum", period=_FIVE_MINUTES, label="4xx"),
+                    server_errors,
+                ],
+                right=[model_calls],
+                width=third,
+            ),
+            cw.GraphWidget(
+                title="Search API: latency (ms)",
+                left=[
+                    api.metric_latency(statistic=p, period=_FIVE_MINUTES, label=p)
+                    for p in ("p50", "p90", "p99")
+                ],
+                right=[function.metric_duration(statistic="p99", label="function p99")],
+                width=third,
+            ),
+            cw.AlarmStatusWidget(title="Search API alarms", alarms=[alarm], width=third, height=6),
+        )
 
     def _above(
         self, id: str, alarm_name: str, description: str, metric: cw.IMetric, threshold: float

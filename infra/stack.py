@@ -11,6 +11,7 @@ from imgsearch.blueprint import StackOutputs, deployed_config_json
 from imgsearch.config import PipelineConfig
 from infra.nag import suppress_reviewed_findings
 from infra.pipeline import ImageSearchPipeline
+from infra.search_api import SearchApi
 
 
 class ImageSearchPipelineStack(cdk.Stack):
@@ -25,6 +26,19 @@ class ImageSearchPipelineStack(cdk.Stack):
         )
         self.pipeline = pipeline = ImageSearchPipeline(self, "Pipeline", config=config)
         buckets, queues, functions = pipeline.buckets, pipeline.queues, pipeline.functions
+        self.search_api: SearchApi | None = None
+        if config.search_api:
+            self.search_api = SearchApi(
+                self,
+                "SearchApi",
+                config=config,
+                functions=functions,
+                source_bucket=buckets.source_bucket,
+                index_arn=pipeline.vectors.index_arn,
+            )
+            pipeline.observability.add_search_api(
+                config, self.search_api.api, self.search_api.function
+            )
         dashboard_url = (
             f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"
             f"#dashboards/dashboard/{pipeline.observability.dashboard.dashboard_name}"
@@ -42,10 +56,12 @@ class ImageSearchPipelineStack(cdk.Stack):
             embedder_function_name=functions.embedder.function_name,
             router_function_name=functions.router.function_name,
             deployed_config=deployed_config_json(config),
+            search_api_url=self.search_api.url if self.search_api else "",
+            search_function_name=self.search_api.function.function_name if self.search_api else "",
         )
         for key, value in outputs.as_outputs().items():
             cdk.CfnOutput(self, key, value=value)
         # CDK makes each function DependsOn its role although the function's GetAtt of the
         # role already orders them; cfn-lint warns about that redundancy (W3005).
         self.template_options.metadata = {"cfn-lint": {"config": {"ignore_checks": ["W3005"]}}}
-        suppress_reviewed_findings(self, pipeline)
+        suppress_reviewed_findings(self, pipeline, self.search_api)

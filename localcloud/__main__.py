@@ -80,6 +80,7 @@ not Amazon Nova: image search finds look-alikes, text search understands colour 
   SQS (direct)    {cloud.sqs_endpoint}
   source bucket   s3://{res.source_bucket}/   (prefixes {list(cfg.prefixes)})
   vector index    {res.vector_bucket}/{res.index_name} ({cfg.dimension} dims, {cfg.distance_metric})
+  search API      {res.search_api_url or "off (search_api=false)"}  (SigV4, service execute-api)
   queue / DLQ     {res.queue_url}
                   {res.dlq_url}
   Lambda logs     {args.log_file}
@@ -89,6 +90,7 @@ In another terminal (or: source {args.env_file}):
 
   aws s3 cp photo.jpg s3://{res.source_bucket}/photo.jpg
   python -m scripts.imgsearch search --text red
+  python -m scripts.imgsearch search --text red --api
   python -m scripts.imgsearch status
   curl -s {cloud.endpoint}/_localcloud/status
   curl -s -X POST -H 'X-Localcloud: 1' {cloud.endpoint}/_localcloud/faults \\

@@ -7,8 +7,10 @@
    embedder into S3 Vectors.
 4. Runs a text search and an image search with the project's CLI
    (``python -m scripts.imgsearch``), exactly as a user would against AWS.
-5. Deletes one photo and shows that its vector is gone.
-6. Ends with one line: objects uploaded, vectors stored, failures by reason, DLQ depth.
+5. Runs one search through the search API (``imgsearch search --api``: a SigV4-signed
+   ``POST /search`` to the local HTTP API, answered by the search Lambda).
+6. Deletes one photo and shows that its vector is gone.
+7. Ends with one line: objects uploaded, vectors stored, failures by reason, DLQ depth.
 
 The embeddings come from the local stand-in model (colour and layout features), not
 from Amazon Nova: image search finds look-alikes and text search knows colour words.
@@ -170,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         step(5, "Image search: a cropped copy finds its original and the other copies")
         imgsearch(cloud, "search", "--image", f"s3://{res.source_bucket}/{QUERY_IMAGE}", "--k", "6")
 
-        step(6, f"Deleting s3://{res.source_bucket}/{DELETED}")
+        step(6, "The search API: the same query, signed (SigV4), through the HTTP API")
+        say(f"  endpoint {res.search_api_url} (POST /search, GET /objects/..., GET /health)")
+        imgsearch(cloud, "search", "--text", "red", "--k", "3", "--api")
+
+        step(7, f"Deleting s3://{res.source_bucket}/{DELETED}")
         before = len(cloud.vector_keys())
         s3.delete_object(Bucket=res.source_bucket, Key=DELETED)
         cloud.wait_idle(120)
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  vectors in the index: {before} -> {after}; its vector is gone: {gone}")
         imgsearch(cloud, "get", f"s3://{res.source_bucket}/{DELETED}")
 
-        step(7, "Summary")
+        step(8, "Summary")
         report = cloud.accounting()
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(report.failures_by_reason.items()))
         say(

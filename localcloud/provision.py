@@ -12,6 +12,7 @@ all, so the scripts find the local resources exactly as they find deployed ones.
 from __future__ import annotations
 
 import json
+import socket
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -62,6 +63,13 @@ class ProvisionedStack:
     embedder_function: str
     deployed_config: str
     """The ``DeployedConfig`` output, from the config the local cloud was built with."""
+    search_api_url: str = ""
+    search_function: str = ""
+    """The search API's URL and function (empty with ``search_api=false``)."""
+
+    @property
+    def search_api_port(self) -> int:
+        return int(self.search_api_url.rsplit(":", 1)[-1]) if self.search_api_url else 0
 
     def outputs(self) -> StackOutputs:
         """The stack outputs the scripts read, as the deployed stack publishes them."""
@@ -78,6 +86,8 @@ class ProvisionedStack:
             embedder_function_name=self.embedder_function,
             router_function_name=self.router_function,
             deployed_config=self.deployed_config,
+            search_api_url=self.search_api_url,
+            search_function_name=self.search_function,
         )
 
 
@@ -187,9 +197,19 @@ def provision(
         router_function=router_fn,
         embedder_function=embedder_fn,
         deployed_config=deployed_config_json(effective),
+        search_api_url=f"http://127.0.0.1:{free_port()}" if cfg.search_api else "",
+        search_function=f"{cfg.name_prefix}-search" if cfg.search_api else "",
     )
     publish_stack(cloudformation, stack)
     return stack, effective
+
+
+def free_port() -> int:
+    """A port free right now on 127.0.0.1: the search API's (its own server, started with
+    the runtime, listens there; the stack's SearchApiUrl output names it first)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _create_queue(sqs: SQSClient, name: str, attributes: dict[str, str]) -> tuple[str, str]:
@@ -231,4 +251,4 @@ def publish_stack(cloudformation: CloudFormationClient, stack: ProvisionedStack)
     cloudformation.create_stack(StackName=stack.stack_name, TemplateBody=json.dumps(template))
 
 
-__all__ = ["ProvisionedStack", "provision", "publish_stack", "queue_name"]
+__all__ = ["ProvisionedStack", "free_port", "provision", "publish_stack", "queue_name"]

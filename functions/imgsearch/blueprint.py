@@ -117,10 +117,14 @@ class StackOutputs:
     router_function_name: str
     deployed_config: str
     """:func:`deployed_config_json` of the deployed config."""
+    search_api_url: str = ""
+    search_function_name: str = ""
+    """Empty without the search API (``search_api=false``): those outputs are left out."""
 
     def as_outputs(self) -> dict[str, str]:
-        """``{output key: value}``, e.g. ``{"QueueUrl": "https://..."}``."""
-        return {getattr(OUTPUTS, f.name): getattr(self, f.name) for f in fields(self)}
+        """``{output key: value}``, e.g. ``{"QueueUrl": "https://..."}``; empty values left out."""
+        values = {getattr(OUTPUTS, f.name): getattr(self, f.name) for f in fields(self)}
+        return {key: value for key, value in values.items() if value}
 
 
 # --------------------------------------------------------------------------- deployed config

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
+from imgsearch.api_settings import SearchApiSettings
 from imgsearch.budget import RESERVE_SECONDS_MIN, min_timeout_seconds
 from imgsearch.limits import LIMITS
 from imgsearch.models import NOVA_MME, ModelRef, ModelSpec, UnknownModelError, parse_model_id
@@ -49,7 +50,7 @@ QueryPurpose = Literal[
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(SearchApiSettings):
     """All settings of one deployment. Field names are the ``cdk.json`` context keys."""
 
     # naming
@@ -403,6 +404,8 @@ def _validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"config key 'suffixes': {s!r} must start with '.'")
     if not cfg.prefixes:
         raise ConfigError("config key 'prefixes': use [\"\"] for the whole bucket")
+    if problem := cfg.search_api_problem():
+        raise ConfigError(problem)
 
 
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")

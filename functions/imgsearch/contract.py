@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 ROUTER_HANDLER = "imgsearch.handlers.router.lambda_handler"
 EMBEDDER_HANDLER = "imgsearch.handlers.embedder.lambda_handler"
+SEARCH_HANDLER = "imgsearch.handlers.search.lambda_handler"
 """Lambda handler strings (asset root ``functions/``): the stack and the local runtime."""
 
 
@@ -38,6 +39,9 @@ class OutputKeys:
     router_function_name: str = "RouterFunctionName"
     deployed_config: str = "DeployedConfig"
     """JSON of the deployed settings the scripts must share (``blueprint.DEPLOYED_FIELDS``)."""
+    search_api_url: str = "SearchApiUrl"
+    """The search API's base URL (absent with ``search_api=false``)."""
+    search_function_name: str = "SearchFunctionName"
 
 
 OUTPUTS = OutputKeys()
@@ -58,6 +62,8 @@ class MetricNames:
     images_embedded: str = "ImagesEmbedded"
     vectors_deleted: str = "VectorsDeleted"
     unchanged_skipped: str = "UnchangedSkipped"
+    metadata_upgraded: str = "MetadataUpgraded"
+    """Current vectors rewritten with metadata keys added since (no model call)."""
     stale_skipped: str = "StaleSkipped"
     permanent_failures: str = "PermanentFailures"
     permanent_failures_by_reason: str = "PermanentFailuresByReason"
@@ -67,6 +73,8 @@ class MetricNames:
     embedding_latency_ms: str = "EmbeddingLatency"
     bytes_read: str = "BytesRead"
     messages_routed: str = "MessagesRouted"
+    search_model_calls: str = "SearchModelCalls"
+    """Bedrock calls made by the search API (text and image queries; ``like`` makes none)."""
 
 
 METRICS = MetricNames()
@@ -77,12 +85,16 @@ METRICS = MetricNames()
 Outcome = Literal[
     "embedded",
     "unchanged",
+    "metadata_upgraded",
     "deleted",
     "stale_skipped",
     "permanent_failure",
     "transient_failure",
 ]
-"""What one message did; the ``outcome`` field of the embedder's log line."""
+"""What one message did; the ``outcome`` field of the embedder's log line.
+
+``metadata_upgraded``: the vector was current but lacked a metadata key added since it
+was written; it was rewritten from its stored data (no model call, ``imgsearch.upgrade``)."""
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 SUCCESS_OUTCOMES: frozenset[str] = frozenset(OUTCOMES) - {"transient_failure"}
 """Outcomes after which the message is acknowledged (deleted from the queue)."""
@@ -108,6 +120,11 @@ class OutcomeFields:
     earlier_vector_kept: str = "earlier_vector_kept"
     """True on a permanent failure that left an earlier version's vector in place (a model
     answer is no proof the new bytes are bad); the accounting allows that vector."""
+    metadata_dropped: str = "metadata_dropped"
+    """Filterable keys the long-key rule left out of a new vector (``imgsearch.vectors``),
+    e.g. ``["folders"]``: that image is not found by those filters."""
+    metadata_added: str = "metadata_added"
+    """The keys a ``metadata_upgraded`` outcome added to the stored vector."""
 
 
 OUTCOME_FIELDS = OutcomeFields()
@@ -122,6 +139,7 @@ __all__ = [
     "OUTPUTS",
     "OUTPUT_KEYS",
     "ROUTER_HANDLER",
+    "SEARCH_HANDLER",
     "SUCCESS_OUTCOMES",
     "MetricNames",
     "Outcome",

@@ -36,6 +36,25 @@ class ServiceLimits:
     lambda_min_event_source_max_concurrency: int = 2
     lambda_min_unreserved_concurrency: int = 10
     """Lambda refuses a reservation that leaves less than this unreserved in the account."""
+    lambda_sync_payload_max_bytes: int = 6 * 1024 * 1024
+    """A synchronous invocation's request and its response, each (Lambda quotas, "Invocation
+    payload"): API Gateway hands the whole HTTP request to the function as one event."""
+    # Amazon API Gateway (HTTP API)
+    http_api_payload_max_bytes: int = 10 * 1024 * 1024
+    http_api_timeout_seconds: int = 30
+    """An HTTP API integration's maximum timeout (API Gateway quotas)."""
+
+    @property
+    def api_event_envelope_bytes(self) -> int:
+        """What the HTTP API event holds besides the body: headers, request context, JSON
+        escaping. 64 KiB: API Gateway allows 10 KiB of headers, the rest is margin."""
+        return 64 * 1024
+
+    @property
+    def api_image_max_bytes(self) -> int:
+        """The largest inline query image the search API takes: its base64 (4 bytes per 3)
+        inside a JSON body must leave the event under Lambda's synchronous payload."""
+        return (self.lambda_sync_payload_max_bytes - self.api_event_envelope_bytes) * 3 // 4
 
 
 LIMITS = ServiceLimits()

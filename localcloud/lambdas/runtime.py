@@ -1,10 +1,12 @@
-"""The stack's two functions, running on the local cloud the way Lambda runs them.
+"""The stack's functions, running on the local cloud the way Lambda runs them.
 
 :class:`LambdaRuntime` starts warm execution environments of the router and the
 embedder (:class:`~localcloud.lambdas.pool.FunctionPool`) with the environment the
 stack gives them, S3's asynchronous invocations of the router (with its on-failure
-dead-letter queue), the FIFO queue's event source mapping for the embedder, and the
-delivery of their logs and EMF metrics to CloudWatch.
+dead-letter queue), the FIFO queue's event source mapping for the embedder, the
+search function behind its HTTP API (:mod:`localcloud.services.http_api`; started
+cold, on the first request, as Lambda does), and the delivery of their logs and EMF
+metrics to CloudWatch.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.credentials import Credentials
+from werkzeug.serving import BaseWSGIServer
+
 from imgsearch.config import PipelineConfig
+from imgsearch.contract import SEARCH_HANDLER
 from localcloud.lambdas.async_invoke import AsyncInvoker
 from localcloud.lambdas.event_source import SqsEventSource
 from localcloud.lambdas.pool import FunctionPool, FunctionSpec
 from localcloud.provision import ProvisionedStack
 from localcloud.services.front import ACCOUNT_ID
+from localcloud.services.http_api import HttpApi, serve
 from localcloud.telemetry.cloudwatch_feed import LogsForwarder
 from localcloud.telemetry.emf import MetricsForwarder
 from localcloud.telemetry.logs import LogRecorder
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 
 ROUTER_CONCURRENCY = 2
 """Warm router environments (the router has no reserved concurrency in the stack)."""
+SEARCH_CONCURRENCY = 2
+"""Search environments at most (started on demand)."""
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 """Variables of this process a function also sees (the rest is the Lambda's own)."""
 
@@ -97,8 +106,10 @@ class LambdaRuntime:
         self.cfg, self.stack, self._logs, self._clients = cfg, stack, logs, clients
         self._router_dlq_client: SQSClient | None = None
         self._dlq_lock = threading.Lock()
+        functions = (stack.router_function, stack.embedder_function)
         self.log_feed = LogsForwarder(
-            clients.logs, (stack.router_function, stack.embedder_function)
+            clients.logs,
+            (*functions, stack.search_function) if stack.search_function else functions,
         )
         """Function logs -> CloudWatch Logs ``/aws/lambda/<name>``, as Lambda delivers them."""
         self.router = FunctionPool(
@@ -123,6 +134,28 @@ class LambdaRuntime:
             cfg.embedder_concurrency,
             self._log_sink,
         )
+        self.search: FunctionPool | None = None
+        self.search_api: HttpApi | None = None
+        """The search function's HTTP API (None with ``search_api=false``)."""
+        self._search_server: BaseWSGIServer | None = None
+        if stack.search_function:
+            self.search = FunctionPool(
+                function_spec(
+                    stack.search_function,
+                    SEARCH_HANDLER,
+                    cfg.search_timeout_seconds,
+                    cfg.search_memory_mb,
+                    env,
+                ),
+                SEARCH_CONCURRENCY,
+                self._log_sink,
+            )
+            self.search_api = HttpApi(
+                cfg,
+                self._invoke_search,
+                Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]),
+                account_id=ACCOUNT_ID,
+            )
         self.s3_events: AsyncInvoker | None = None
         self.event_source: SqsEventSource | None = None
         self.metrics: MetricsForwarder | None = None
@@ -155,6 +188,13 @@ class LambdaRuntime:
         )
         self.event_source.start()
         self.metrics = MetricsForwarder(self._logs.take_metrics, self._clients.cloudwatch)
+        if self.search_api is not None:
+            self._search_server = serve(self.search_api, stack.search_api_port)
+
+    def _invoke_search(self, event: dict[str, Any]) -> tuple[bool, Any]:
+        assert self.search is not None
+        result = self.search.invoke(event)
+        return result.ok, result.payload
 
     def deliver(self, function_name: str, event: Any) -> bool:
         """An S3 event for ``function_name``; False if no such function takes S3 events."""
@@ -196,6 +236,9 @@ class LambdaRuntime:
         if self._intake_stopped:
             return
         self._intake_stopped = True
+        if self._search_server is not None:
+            self._search_server.shutdown()
+            self._search_server.server_close()
         if self.event_source is not None:
             self.event_source.stop()
         if self.s3_events is not None:
@@ -206,7 +249,7 @@ class LambdaRuntime:
     def close(self) -> None:
         """Stop everything; environments are ended, pending logs delivered."""
         self.stop_intake()
-        for pool in (self.router, self.embedder):
+        for pool in (self.router, self.embedder, *([self.search] if self.search else [])):
             pool.close()
         self.log_feed.stop()
 

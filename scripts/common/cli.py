@@ -32,6 +32,7 @@ from botocore.exceptions import (
 from imgsearch.aws_errors import error_code
 from imgsearch.config import ConfigError, PipelineConfig, load_config
 from imgsearch.s3uri import S3UriError
+from imgsearch.search_errors import SearchError
 from scripts.common.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
@@ -277,7 +278,7 @@ def run_main(body: Callable[[], int], *, prog: str) -> int:
     except ToolError as exc:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except S3UriError as exc:  # the core's own input error: as bad input, exit 2
+    except (S3UriError, SearchError) as exc:  # the core's own errors: one line, exit 2
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except (BotoCoreError, ClientError) as exc:

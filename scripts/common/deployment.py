@@ -161,6 +161,16 @@ class Deployment:
         """The embedder Lambda's name (the stack generates it; only its output knows it)."""
         return explicit or self.outputs.get(OUTPUTS.embedder_function_name) or None
 
+    def search_api_url(self, explicit: str | None = None) -> str:
+        """The search API's base URL: ``explicit``, else the stack's SearchApiUrl output."""
+        url = explicit or self.outputs.get(OUTPUTS.search_api_url)
+        if not url:
+            raise DeploymentError(
+                f"stack {self.cfg.stack_name!r} has no {OUTPUTS.search_api_url} output (not "
+                "deployed, or deployed with -c search_api=false); pass --api-url or deploy it"
+            )
+        return url
+
     # ------------------------------------------------------------------ helpers
 
     def _queue_url_by_name(self, name: str) -> str:

@@ -3,7 +3,9 @@
 Each layer raises its own errors (``scripts.ops.errors.OpsError``, the backfill's
 ``BackfillError``, :class:`CliError` for bad command-line input); they all derive from
 :class:`ToolError`, so ``scripts.common.cli.run_main`` turns any of them into one stderr
-line and its ``exit_code`` without knowing which tool raised it.
+line and its ``exit_code`` without knowing which tool raised it. The core's errors
+(``imgsearch.search_errors.SearchError``, ``S3UriError``) are not copied here:
+``run_main`` reports them itself (exit 2), and the web page answers their own status.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from imgsearch.blueprint import INDEX_FIELDS
 from imgsearch.config import PipelineConfig
 from imgsearch.s3uri import parse_s3_uri
+from imgsearch.search import IndexInfo, Searcher, describe_index
 from imgsearch.vectors import VectorIndex
 from scripts.common.cli import Clients, clients_from_args, config_from_args
 from scripts.common.console import note
@@ -21,7 +22,6 @@ from scripts.common.deployed_config import given_settings
 from scripts.common.deployment import Deployment
 from scripts.common.errors import CliError
 from scripts.ops.failure_log import LogLookup, embedder_log_group
-from scripts.ops.search import IndexInfo, Searcher, describe_index
 
 if TYPE_CHECKING:
     from imgsearch.s3uri import S3Uri

@@ -18,7 +18,7 @@ from imgsearch.aws_errors import is_missing_bucket
 from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
 from imgsearch.vectors import VectorIndex
-from scripts.ops.errors import ResourceNotFound
+from scripts.ops.errors import BucketNotFound
 from scripts.ops.index_listing import list_vectors, source_of
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def plan_prefix(
                 candidates[vector_key(bucket, obj["Key"])] = f"s3://{bucket}/{obj['Key']}"
     except ClientError as exc:
         if is_missing_bucket(exc):
-            raise ResourceNotFound(
+            raise BucketNotFound(
                 f"--prefix s3://{bucket}/{prefix}: bucket {bucket!r} does not exist"
             ) from exc
         raise

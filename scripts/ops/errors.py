@@ -1,8 +1,9 @@
 """What the operations library raises when an operation cannot be done as asked.
 
 Every message is the one line the operator reads (what is wrong, what to do); the CLI
-prints it with the error's ``exit_code``, the web page answers it as JSON. botocore's
-own errors pass through unchanged: both callers already describe those.
+prints it with the error's ``exit_code``. Searches raise the core's own errors
+(:mod:`imgsearch.search_errors`), which ``run_main`` and the web page report directly;
+botocore's errors pass through unchanged: both callers already describe those.
 """
 
 from __future__ import annotations
@@ -11,39 +12,11 @@ from scripts.common.errors import ToolError
 
 
 class OpsError(ToolError):
-    """Base of the library's expected failures."""
+    """Base of the operations' expected failures (delete, verify...), searches aside."""
 
 
-class SearchInputError(OpsError):
-    """A query the index cannot take: its k, text, image or filter."""
+class BucketNotFound(OpsError):
+    """The S3 bucket an operation lists (the source bucket, a ``--prefix``'s) does not exist."""
 
 
-class FilterError(SearchInputError):
-    """A ``--where``/``--filter`` expression S3 Vectors would reject or silently miss."""
-
-
-class ResourceNotFound(OpsError):
-    """A bucket, index or object the operation needs does not exist."""
-
-
-class IndexMismatch(OpsError):
-    """The index holds vectors the configured model cannot produce."""
-
-
-class EmptyIndex(OpsError):
-    """Nothing has been embedded into the index yet."""
-
-
-class EmbeddingFailed(OpsError):
-    """Bedrock would not embed the query (access, model, or a failed call)."""
-
-
-__all__ = [
-    "EmbeddingFailed",
-    "EmptyIndex",
-    "FilterError",
-    "IndexMismatch",
-    "OpsError",
-    "ResourceNotFound",
-    "SearchInputError",
-]
+__all__ = ["BucketNotFound", "OpsError"]

@@ -10,6 +10,7 @@ the logs cannot be read, never to an error: the logs explain, they are not the d
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_logs import CloudWatchLogsClient
 
+PERMANENT_FAILURE = "permanent_failure"
 LOG_LOOKBACK_MS = 60_000
 LOG_PAGES_MAX = 20
 """FilterLogEvents pages read per message: a bounded look, not a scan of weeks of logs."""
@@ -114,6 +116,60 @@ class LogLookup:
             return found
 
 
+def recent_failures(
+    logs: CloudWatchLogsClient,
+    log_group: str,
+    *,
+    limit: int,
+    lookback_days: int,
+    note: Callable[[str], None],
+) -> tuple[list[dict[str, Any]], bool]:
+    """The last permanent-failure line per object of the last ``lookback_days``, newest
+    first, and whether there were more (``limit`` reached or :data:`LOG_PAGES_MAX` pages
+    read). Each: ``{uri, reason, detail, at, where: "failure log", vector_key}``."""
+    fields = OUTCOME_FIELDS
+    kwargs: dict[str, Any] = {
+        "logGroupName": log_group,
+        "filterPattern": f'"{PERMANENT_FAILURE}"',
+        "startTime": int((time.time() - lookback_days * 86_400) * 1000),
+    }
+    by_key: dict[str, dict[str, Any]] = {}
+    truncated = True
+    try:
+        for _ in range(LOG_PAGES_MAX):
+            response = logs.filter_log_events(**kwargs)
+            for event in response.get("events") or []:
+                record = _json_object(event.get("message"))
+                if record is None or record.get(fields.outcome) != PERMANENT_FAILURE:
+                    continue
+                vkey, bucket, key = (
+                    record.get(f) for f in (fields.vector_key, fields.bucket, fields.key)
+                )
+                if not isinstance(vkey, str):
+                    continue
+                by_key.pop(vkey, None)  # re-insert: the dict ends in time order
+                by_key[vkey] = {
+                    "uri": f"s3://{bucket}/{key}" if bucket and key else None,
+                    "reason": _str_or_none(record.get(fields.reason)),
+                    "detail": _str_or_none(record.get(fields.detail)),
+                    "at": millis_to_iso(event.get("timestamp")),
+                    "where": "failure log",
+                    "vector_key": vkey,
+                }
+            token = response.get("nextToken")
+            if not token:
+                truncated = False
+                break
+            kwargs["nextToken"] = token
+    except CREDENTIAL_ERRORS:
+        raise
+    except ClientError as exc:  # the logs explain; they are not the data
+        note(f"cannot read the embedder's logs {log_group} ({describe_aws_error(exc)})")
+        return [], False
+    newest = list(reversed(by_key.values()))
+    return newest[:limit], truncated or len(newest) > limit
+
+
 def embedder_log_group(lambda_client: LambdaClient, function_name: str | None) -> str | None:
     """The embedder's log group: its logging config, else Lambda's default name."""
     if not function_name:
@@ -154,4 +210,11 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-__all__ = ["LOG_PAGES_MAX", "LastError", "LogLookup", "embedder_log_group", "millis_to_iso"]
+__all__ = [
+    "LOG_PAGES_MAX",
+    "LastError",
+    "LogLookup",
+    "embedder_log_group",
+    "millis_to_iso",
+    "recent_failures",
+]

@@ -43,7 +43,7 @@ from imgsearch.messages import ObjectMessage, for_backfill, now_iso, vector_key
 from imgsearch.s3uri import parse_s3_uri
 from imgsearch.selection import KeySelection
 from imgsearch.vectors import VectorIndex, stored_etag
-from scripts.ops.errors import ResourceNotFound
+from scripts.ops.errors import BucketNotFound
 from scripts.ops.failure_log import LogLookup
 from scripts.ops.index_listing import LIST_PAGE_MAX, list_vectors, source_of
 from scripts.ops.objects import object_exists
@@ -147,7 +147,7 @@ def list_objects(s3: S3Client, bucket: str, selection: KeySelection) -> Iterator
                         )
         except ClientError as exc:
             if is_missing_bucket(exc):
-                raise ResourceNotFound(
+                raise BucketNotFound(
                     f"source bucket {bucket!r} does not exist: check --source-bucket or the "
                     "stack's SourceBucketName output"
                 ) from exc

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from imgsearch.search import describe_index
 from scripts.common.cli import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -34,7 +35,6 @@ from scripts.common.console import note
 from scripts.common.deployed_config import given_settings
 from scripts.common.deployment import Deployment
 from scripts.common.errors import CliError
-from scripts.ops.search import describe_index
 from scripts.smoke import stack
 from scripts.smoke.steps import SmokeRun, StepFailed, estimate_cost_usd
 

@@ -20,10 +20,10 @@ from imgsearch.config import PipelineConfig
 from imgsearch.converge import normalize_etag
 from imgsearch.messages import vector_key
 from imgsearch.pricing import PRICES
+from imgsearch.search import IndexInfo, Searcher, image_from_bytes
 from imgsearch.selection import KeySelection
 from imgsearch.vectors import VectorIndex, stored_etag
 from scripts.ops.index_listing import list_vectors, source_of
-from scripts.ops.search import IndexInfo, Searcher, image_from_bytes
 from scripts.smoke.png import RGB, colour_image
 from scripts.smoke.stack import SMOKE_PREFIX
 

@@ -85,7 +85,7 @@ def test_kms_key_arn_encrypts_the_vector_bucket_and_the_log_groups(kms: Synth) -
         "KmsKeyArn": VECTOR_KEY,
     }
     groups = kms.resources("AWS::Logs::LogGroup")
-    assert len(groups) == 2
+    assert len(groups) == 4  # router, embedder, search function, search API access logs
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == VECTOR_KEY
     # S3 Vectors encrypts and decrypts with the caller's permissions

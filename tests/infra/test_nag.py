@@ -14,11 +14,15 @@ from tests.infra.conftest import SynthFn, cdk_context, nag_report
 EXPECTED = {
     "ImageSearchPipeline/Pipeline/Functions/Router/Resource": {"AwsSolutions-L1"},
     "ImageSearchPipeline/Pipeline/Functions/Embedder/Resource": {"AwsSolutions-L1"},
+    "ImageSearchPipeline/Pipeline/Functions/Search/Resource": {"AwsSolutions-L1"},
     # X-Ray; the default policies hold only what CDK adds, our statements are separate
     "ImageSearchPipeline/Pipeline/Functions/RouterRole/DefaultPolicy/Resource": {
         "AwsSolutions-IAM5[Resource::*]"
     },
     "ImageSearchPipeline/Pipeline/Functions/EmbedderRole/DefaultPolicy/Resource": {
+        "AwsSolutions-IAM5[Resource::*]"
+    },
+    "ImageSearchPipeline/Pipeline/Functions/SearchRole/DefaultPolicy/Resource": {
         "AwsSolutions-IAM5[Resource::*]"
     },
     "ImageSearchPipeline/BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -30,6 +34,8 @@ EXPECTED = {
 
 
 EMBEDDER_POLICY = "ImageSearchPipeline/Pipeline/Functions/EmbedderPolicy/Resource"
+SEARCH_POLICY = "ImageSearchPipeline/Pipeline/Functions/SearchPolicy/Resource"
+SOURCE_OBJECTS = "AwsSolutions-IAM5[Resource::<PipelineBucketsSourceA68F200F.Arn>/*]"
 
 
 def _acknowledged(report: dict[str, Any]) -> dict[str, set[str]]:
@@ -47,7 +53,8 @@ def test_default_stack_passes_with_only_reviewed_acknowledgements(synth: SynthFn
     assert report["violations"] == []
     assert _acknowledged(report) == {
         **EXPECTED,
-        EMBEDDER_POLICY: {"AwsSolutions-IAM5[Resource::<PipelineBucketsSourceA68F200F.Arn>/*]"},
+        EMBEDDER_POLICY: {SOURCE_OBJECTS},
+        SEARCH_POLICY: {SOURCE_OBJECTS},  # the search reads the same images (image_uri, URLs)
     }
 
 

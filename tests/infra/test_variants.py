@@ -34,10 +34,13 @@ def test_dimension_3072_changes_the_index_and_the_lambda_environment_and_nothing
     p = after.stack.pipeline
     index = after.stack.resolve(p.vectors.index.logical_id)
     router, embedder = (after.logical_id(f) for f in (p.functions.router, p.functions.embedder))
+    assert after.stack.search_api is not None
+    search = after.logical_id(after.stack.search_api.function)
     assert set(_diff(before.raw, after.raw)) == {
         f"/Resources/{index}/Properties/Dimension",
         f"/Resources/{router}/Properties/Environment/Variables/IMGSEARCH_DIMENSION",
         f"/Resources/{embedder}/Properties/Environment/Variables/IMGSEARCH_DIMENSION",
+        f"/Resources/{search}/Properties/Environment/Variables/IMGSEARCH_DIMENSION",
         f"/Outputs/{OUTPUTS.deployed_config}/Value",  # the scripts read the dimension from it
     }
     assert after.raw["Resources"][index]["Properties"]["Dimension"] == 3072

@@ -5,6 +5,14 @@ from __future__ import annotations
 import pytest
 
 from imgsearch.s3uri import parse_s3_uri
+from imgsearch.search_errors import (
+    EmbeddingThrottled,
+    EmptyIndex,
+    FilterError,
+    ResourceNotFound,
+    SearchError,
+    SearchInputError,
+)
 from scripts.common.cli import run_main
 from scripts.common.errors import (
     EXIT_ERROR,
@@ -13,7 +21,8 @@ from scripts.common.errors import (
     DeploymentError,
     ToolError,
 )
-from scripts.ops.errors import FilterError, OpsError, ResourceNotFound, SearchInputError
+from scripts.ops import errors as ops_errors
+from scripts.ops.errors import BucketNotFound, OpsError
 
 
 class _OtherToolError(ToolError):
@@ -35,8 +44,7 @@ def _fail(exc: BaseException) -> int:
         (CliError("bad\n  option"), EXIT_ERROR),
         (CliError("done, not all", EXIT_INCOMPLETE), EXIT_INCOMPLETE),
         (DeploymentError("queue 'q' does not exist"), EXIT_ERROR),
-        (ResourceNotFound("index 'i' does not exist"), EXIT_ERROR),
-        (FilterError("--where 'x': unknown key"), EXIT_ERROR),
+        (BucketNotFound("source bucket 'b' does not exist"), EXIT_ERROR),
         (_OtherToolError("some rows were rejected"), EXIT_INCOMPLETE),
         (_OtherToolError("given code wins", 3), 3),
     ],
@@ -60,8 +68,30 @@ def test_the_cores_s3_uri_error_is_bad_input(capsys: pytest.CaptureFixture[str])
     )
 
 
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ResourceNotFound("index 'i' does not exist"),
+        FilterError("--where 'x': unknown key"),
+        SearchInputError("--k 0: use 1..100\n  or fewer"),
+        EmptyIndex("index 'i' holds no vectors yet"),
+        EmbeddingThrottled("Bedrock kept throttling: try again"),
+    ],
+)
+def test_the_cores_search_errors_are_one_line_and_exit_2(
+    exc: SearchError, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The core's own classes, whatever their HTTP status: the CLI has no copies of them.
+    assert _fail(exc) == EXIT_ERROR
+    assert capsys.readouterr().err == f"tool: error: {' '.join(str(exc).split())}\n"
+
+
 def test_each_layer_has_its_own_errors_under_the_one_base() -> None:
-    assert issubclass(SearchInputError, OpsError) and issubclass(FilterError, SearchInputError)
+    assert issubclass(BucketNotFound, OpsError)
+    # The search errors are the core's alone: no tool error of the same name remains.
+    assert not issubclass(SearchError, ToolError)
+    search_names = {"SearchInputError", "FilterError", "ResourceNotFound", "IndexMismatch"}
+    assert not search_names & set(vars(ops_errors))
     for kind in (CliError, DeploymentError, OpsError):
         assert issubclass(kind, ToolError)
     # Library errors are not the CLI's: the web page must not treat them as argv mistakes.

@@ -7,11 +7,12 @@ import json
 from typing import TYPE_CHECKING
 
 from imgsearch.limits import LIMITS
+from imgsearch.search import DEFAULT_K, Hit, SearchResult
+from imgsearch.search_filters import combine
 from scripts.common.console import human_bytes, print_json, render_table
-from scripts.common.errors import EXIT_OK
+from scripts.common.errors import EXIT_OK, CliError
+from scripts.imgsearch import search_api
 from scripts.imgsearch.context import Context, say
-from scripts.ops import where
-from scripts.ops.search import DEFAULT_K, Hit, SearchResult
 
 if TYPE_CHECKING:
     from scripts.imgsearch.commands import Subparsers
@@ -25,7 +26,8 @@ same vector, smaller is more alike."""
 EXAMPLES = """\
 examples:
   imgsearch search --text "wind turbine"
-  imgsearch search --image ./cat.jpg --k 20 --where prefix=trips/
+  imgsearch search --image ./cat.jpg --k 20 --where prefix=trips/     # trips/ and below
+  imgsearch search --text beach --where folder=trips/2024/ --where modified_epoch>=1714521600
   imgsearch search --like s3://my-photos/trips/beach.jpg --group-duplicates
   imgsearch --output json search --text red --filter '{"format": "png"}'"""
 
@@ -57,7 +59,11 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "--where",
         action="append",
         metavar="EXPR",
-        help="metadata filter: prefix=05/, format!=gif, width>=1024 (repeatable, ANDed)",
+        help=(
+            "metadata filter: prefix=trips/ (that folder and all below it), folder=trips/ "
+            "(that folder only), format!=gif, width>=1024, modified_epoch>=1714521600 "
+            "(repeatable, ANDed)"
+        ),
     )
     p.add_argument("--filter", help='an S3 Vectors filter as JSON, e.g. \'{"format": "png"}\'')
     p.add_argument(
@@ -72,14 +78,23 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help='fold identical copies (same ETag or same vector) into one row with "+N copies"',
     )
+    p.add_argument(
+        "--api",
+        action="store_true",
+        help="send the query to the deployed search API (signed with your credentials; "
+        "needs execute-api:Invoke only) instead of calling Bedrock and S3 Vectors",
+    )
+    p.add_argument("--api-url", help="the search API's URL (default: the stack's SearchApiUrl)")
     p.set_defaults(run=run)
 
 
 def run(ctx: Context) -> int:
     args = ctx.args
-    filter_doc = where.combine(args.where or (), args.filter)
+    filter_doc = combine(args.where or (), args.filter)
     if filter_doc is not None:
         say(f"filter sent: {json.dumps(filter_doc, sort_keys=True)}")
+    if args.api or args.api_url:
+        return run_api(ctx, filter_doc)
     searcher = ctx.searcher()
     k, cut = args.k, args.max_distance
     if args.text is not None:
@@ -91,6 +106,32 @@ def run(ctx: Context) -> int:
     if args.group_duplicates:
         result = searcher.group_duplicates(result)
     print_search(result, ctx.json)
+    return EXIT_OK
+
+
+def run_api(ctx: Context, filter_doc: dict[str, object] | None) -> int:
+    """The same query through the search API; ``--output json`` prints its answer as is."""
+    args = ctx.args
+    body = search_api.request_body(
+        text=args.text,
+        image=args.image,
+        like=args.like,
+        k=args.k,
+        filter_doc=filter_doc,
+        max_distance=args.max_distance,
+        group_duplicates=args.group_duplicates,
+    )
+    url = ctx.deployment.search_api_url(args.api_url)
+    ctx.show_notes()
+    credentials = ctx.clients.session.get_credentials()
+    if credentials is None:
+        raise CliError("no AWS credentials to sign the API request with; configure them")
+    region = ctx.clients.region or ""
+    answer = search_api.post_search(url, body, credentials.get_frozen_credentials(), region)
+    if ctx.json:
+        print_json(answer)
+    else:
+        print_search(search_api.result_from_answer(answer), False)
     return EXIT_OK
 
 

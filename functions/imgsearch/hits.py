@@ -1,18 +1,37 @@
 """Search hits: flattened from ``QueryVectors`` results, the weak-match cut and "+N copies".
 
-Kept beside :mod:`scripts.ops.search` so the CLI and the web page share one rule.
+Beside :mod:`imgsearch.search`, so the search API, the CLI and the web page share one
+rule; :func:`source_of` names the object a vector came from (also for ``verify``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from imgsearch.vectors import S3_URI
-from scripts.ops.index_listing import source_of
+from imgsearch.s3uri import S3UriError, is_s3_uri, parse_s3_uri
+from imgsearch.vectors import S3_URI, SOURCE_KEY_FULL
+
+
+def source_of(metadata: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(bucket, key) of the image a vector was made from, from its metadata.
+
+    ``source_key`` is dropped for very long keys (the long-key rule in
+    ``imgsearch.vectors``); ``source_key_full`` and ``s3_uri`` then still name it.
+    """
+    bucket = metadata.get("source_bucket")
+    key = metadata.get(SOURCE_KEY_FULL) or metadata.get("source_key")
+    uri = metadata.get(S3_URI)
+    if (bucket is None or key is None) and isinstance(uri, str) and is_s3_uri(uri):
+        with contextlib.suppress(S3UriError):
+            parsed = parse_s3_uri(uri)
+            bucket = bucket or parsed.bucket
+            key = key or parsed.key
+    return (str(bucket) if bucket else None, str(key) if key else None)
 
 
 @dataclass(frozen=True)
@@ -147,4 +166,4 @@ def _same(a: Hit, b: Hit, vectors: Mapping[str, Sequence[float]], metric: str) -
     return va is not None and vb is not None and vector_distance(va, vb, metric) <= SAME_VECTOR
 
 
-__all__ = ["Hit", "group_duplicates", "mark_weak", "to_hits", "vector_distance"]
+__all__ = ["Hit", "group_duplicates", "mark_weak", "source_of", "to_hits", "vector_distance"]

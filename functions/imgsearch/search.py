@@ -1,4 +1,4 @@
-"""Text and image search over the index: the one code path of the CLI, the web page and the demo.
+"""Text and image search over the index: the one code path of the API, the CLI and the web page.
 
 A query is embedded with the pipeline's own :class:`imgsearch.embeddings.Embedder`
 (purpose ``cfg.query_purpose``, ``IMAGE_RETRIEVAL`` by default: "find images") and
@@ -6,7 +6,9 @@ sent to ``QueryVectors`` through :class:`imgsearch.vectors.VectorIndex`. Before 
 for an embedding, :func:`describe_index` reads the index (``GetIndex``): a wrong bucket
 or index name fails with a clear message, and the query is embedded at the *index's*
 dimension, so a stack deployed with ``-c dimension=3072`` is searched correctly even
-when the local ``cdk.json`` still says 1024.
+when the local ``cdk.json`` still says 1024. Errors are :mod:`imgsearch.search_errors`;
+messages name the inputs as the caller spells them (:class:`Spelling`: ``--k`` on the
+command line, ``k`` in the API).
 """
 
 from __future__ import annotations
@@ -14,30 +16,36 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from imgsearch import converge
-from imgsearch.aws_errors import error_code, error_message, is_missing_bucket, is_not_found
-from imgsearch.bedrock_errors import ACCESS_DENIED, MODEL_NOT_FOUND
+from imgsearch.aws_errors import error_code, error_message
+from imgsearch.bedrock_errors import ACCESS_DENIED, MODEL_NOT_FOUND, THROTTLED
 from imgsearch.config import PipelineConfig
 from imgsearch.embeddings import Embedder, EmbeddingError
-from imgsearch.images import HEADER_READ_BYTES, UnsupportedImage, sniff
+from imgsearch.hits import Hit, group_duplicates, mark_weak, to_hits
 from imgsearch.limits import LIMITS
 from imgsearch.messages import vector_key
-from imgsearch.s3uri import S3UriError, is_s3_uri, parse_s3_uri
-from imgsearch.vectors import VectorIndex
-from scripts.ops.errors import (
+from imgsearch.s3uri import is_s3_uri
+from imgsearch.search_errors import (
     EmbeddingFailed,
+    EmbeddingThrottled,
+    EmbeddingUnavailable,
     EmptyIndex,
     FilterError,
     IndexMismatch,
     ResourceNotFound,
     SearchInputError,
 )
-from scripts.ops.hits import Hit, group_duplicates, mark_weak, to_hits
+from imgsearch.search_images import (
+    QueryImage,
+    image_from_bytes,
+    object_location,
+    read_local_image,
+    read_s3_image,
+)
+from imgsearch.vectors import VectorIndex
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -45,6 +53,21 @@ if TYPE_CHECKING:
     from mypy_boto3_s3vectors import S3VectorsClient
 
 DEFAULT_K = 5
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How the caller names each input in messages."""
+
+    text: str = "--text"
+    image: str = "--image"
+    like: str = "--like"
+    k: str = "--k"
+    max_distance: str = "--max-distance"
+
+
+CLI_SPELLING = Spelling()
+API_SPELLING = Spelling("text", "image", "like", "k", "max_distance")
 
 
 # --------------------------------------------------------------------------- the index
@@ -89,110 +112,6 @@ def describe_index(s3vectors: S3VectorsClient, vector_bucket: str, index: str) -
     )
 
 
-# --------------------------------------------------------------------------- query images
-
-
-@dataclass(frozen=True)
-class QueryImage:
-    """An image to search with: inline bytes, or (too large for inline) an S3 location."""
-
-    source: str
-    format: str
-    width: int
-    height: int
-    size: int
-    data: bytes | None = None
-    s3_uri: str | None = None
-
-
-def image_from_bytes(data: bytes, source: str, cfg: PipelineConfig) -> QueryImage:
-    """A query image from bytes (a local file or an upload), checked as the embedder checks."""
-    model = cfg.model
-    try:
-        info = sniff(data)
-    except UnsupportedImage as exc:
-        raise SearchInputError(
-            f"{source}: not an image the model can search with ({exc.detail}); use a JPEG, "
-            f"PNG, GIF or WebP file"
-        ) from exc
-    _check_format(info.format, source, cfg)
-    if len(data) > model.max_inline_image_bytes:
-        raise SearchInputError(
-            f"{source}: {len(data)} bytes is above the {model.max_inline_image_bytes}-byte "
-            "limit for an inline query image; upload it to S3 and search with its s3:// URI"
-        )
-    return QueryImage(source, info.format, info.width, info.height, len(data), data=data)
-
-
-def read_local_image(path: str, cfg: PipelineConfig) -> QueryImage:
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise SearchInputError(
-            f"--image {path!r}: no such file (give a local path or an s3:// URI)"
-        )
-    size = file.stat().st_size
-    if size > cfg.model.max_inline_image_bytes:
-        raise SearchInputError(
-            f"--image {path!r}: {size} bytes is above the {cfg.model.max_inline_image_bytes}-"
-            "byte limit for an inline query image; upload it to S3 and search with its s3:// URI"
-        )
-    return image_from_bytes(file.read_bytes(), f"--image {path!r}", cfg)
-
-
-def read_s3_image(uri: str, s3: S3Client, cfg: PipelineConfig) -> QueryImage:
-    """A query image from S3: inline if it fits the request body, else by S3 location."""
-    try:
-        location = parse_s3_uri(uri, "--image")
-    except S3UriError as exc:
-        raise SearchInputError(str(exc)) from exc
-    bucket, key = location.bucket, location.key
-    if not key:
-        raise SearchInputError(
-            f"--image {uri!r}: name an object, e.g. s3://{bucket}/photos/cat.jpg"
-        )
-    model = cfg.model
-    try:
-        response = s3.get_object(
-            Bucket=bucket, Key=key, Range=f"bytes=0-{model.max_inline_image_bytes - 1}"
-        )
-    except ClientError as exc:
-        code = error_code(exc)
-        # NoSuchBucket is a 404 too: tell it apart before the object-not-found rule.
-        if is_missing_bucket(exc):
-            raise ResourceNotFound(f"--image {uri!r}: bucket {bucket!r} does not exist") from exc
-        if is_not_found(exc):
-            raise ResourceNotFound(f"--image {uri!r}: no such object") from exc
-        if code == "InvalidRange":
-            raise SearchInputError(f"--image {uri!r}: the object is empty") from exc
-        raise
-    data: bytes = response["Body"].read()
-    total = converge.total_size(response.get("ContentRange"), len(data))
-    complete = len(data) >= total
-    if complete:
-        return image_from_bytes(data, f"--image {uri!r}", cfg)
-    if total > model.max_image_bytes:
-        raise SearchInputError(
-            f"--image {uri!r}: {total} bytes is above the {model.max_image_bytes}-byte limit "
-            f"of {model.model_id}"
-        )
-    try:
-        info = sniff(data[:HEADER_READ_BYTES], complete=False)
-    except UnsupportedImage as exc:
-        raise SearchInputError(
-            f"--image {uri!r}: not an image the model can search with ({exc.detail})"
-        ) from exc
-    _check_format(info.format, f"--image {uri!r}", cfg)
-    return QueryImage(uri, info.format, info.width, info.height, total, s3_uri=uri)
-
-
-def _check_format(image_format: str, source: str, cfg: PipelineConfig) -> None:
-    if image_format not in cfg.model.image_formats:
-        raise SearchInputError(
-            f"{source}: {cfg.model.model_id} does not accept {image_format} images "
-            f"(accepted: {', '.join(cfg.model.image_formats)})"
-        )
-
-
 # --------------------------------------------------------------------------- searching
 
 
@@ -206,25 +125,31 @@ class SearchResult:
         return {"query": self.query, "results": [h.as_dict() for h in self.hits]}
 
 
-def check_max_distance(value: float | None) -> float | None:
+def check_max_distance(value: float | None, name: str = "--max-distance") -> float | None:
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise SearchInputError(
-            f"--max-distance {value}: give a distance of 0 or more (cosine distances run 0..2)"
+            f"{name} {value}: give a distance of 0 or more (cosine distances run 0..2)"
         )
     return value
 
 
-def check_k(k: int) -> int:
+def check_k(k: int, name: str = "--k") -> int:
     if not 1 <= k <= LIMITS.query_top_k_max:
         raise SearchInputError(
-            f"--k {k}: S3 Vectors returns 1..{LIMITS.query_top_k_max} results per query; "
+            f"{name} {k}: S3 Vectors returns 1..{LIMITS.query_top_k_max} results per query; "
             f"pick a k in that range"
         )
     return k
 
 
 class Searcher:
-    """Embeds queries and queries one index. Built once per process (web) or command."""
+    """Embeds queries and queries one index. Built once per process (API, web) or command.
+
+    ``allowed_buckets``: the only buckets an image or ``like`` URI may name (the API
+    passes the source bucket; None lets the operator's CLI name any). ``check_empty``:
+    tell an empty index from a filter that matched nothing (``ListVectors``, which the
+    API's role is not granted). ``model_calls`` counts the Bedrock calls made.
+    """
 
     def __init__(
         self,
@@ -234,6 +159,10 @@ class Searcher:
         s3vectors: S3VectorsClient,
         s3: S3Client,
         index: IndexInfo,
+        spelling: Spelling = CLI_SPELLING,
+        allowed_buckets: frozenset[str] | None = None,
+        max_attempts: int = 6,
+        check_empty: bool = True,
     ) -> None:
         model = cfg.model
         if index.dimension not in model.dimensions:
@@ -246,7 +175,11 @@ class Searcher:
         self.cfg = cfg
         self.index = index
         self.s3 = s3
-        self.embedder = Embedder(bedrock, cfg.model_ref, index.dimension, max_attempts=6)
+        self.spelling = spelling
+        self.allowed_buckets = allowed_buckets
+        self.check_empty = check_empty
+        self.model_calls = 0
+        self.embedder = Embedder(bedrock, cfg.model_ref, index.dimension, max_attempts=max_attempts)
         self.vectors = VectorIndex(
             s3vectors,
             index.vector_bucket,
@@ -254,6 +187,10 @@ class Searcher:
             dimension=index.dimension,
             distance_metric=index.distance_metric,
         )
+
+    def _check(self, k: int, max_distance: float | None) -> None:
+        check_k(k, self.spelling.k)
+        check_max_distance(max_distance, self.spelling.max_distance)
 
     def text(
         self,
@@ -263,11 +200,11 @@ class Searcher:
         filter: dict[str, Any] | None = None,
         max_distance: float | None = None,
     ) -> SearchResult:
-        check_k(k)
-        check_max_distance(max_distance)
+        self._check(k, max_distance)
         if not text.strip():
             raise SearchInputError(
-                "--text: the query is empty; type what to look for, e.g. --text 'wind turbine'"
+                f"{self.spelling.text}: the query is empty; type what to look for, "
+                f"e.g. {self.spelling.text} 'wind turbine'"
             )
         vector = self._embed(lambda: self.embedder.embed_text(text, purpose=self.cfg.query_purpose))
         cut = self.cfg.model.text_max_distance if max_distance is None else max_distance
@@ -281,8 +218,7 @@ class Searcher:
         filter: dict[str, Any] | None = None,
         max_distance: float | None = None,
     ) -> SearchResult:
-        check_k(k)
-        check_max_distance(max_distance)
+        self._check(k, max_distance)
         vector = self._embed(
             lambda: self.embedder.embed_image(
                 purpose=self.cfg.query_purpose,
@@ -308,11 +244,22 @@ class Searcher:
         filter: dict[str, Any] | None = None,
         max_distance: float | None = None,
     ) -> SearchResult:
-        """Search with a local file path or an ``s3://`` URI."""
+        """Search with an ``s3://`` URI (an allowed bucket) or, from the CLI, a local path."""
+        self._check(k, max_distance)
         if is_s3_uri(source):
-            image = read_s3_image(source, self.s3, self.cfg)
-        else:
+            image = read_s3_image(
+                source,
+                self.s3,
+                self.cfg,
+                what=self.spelling.image,
+                allowed_buckets=self.allowed_buckets,
+            )
+        elif self.allowed_buckets is None:
             image = read_local_image(source, self.cfg)
+        else:
+            raise SearchInputError(
+                f"{self.spelling.image}: give the image's bytes (base64) or an s3:// URI"
+            )
         return self.image(image, k=k, filter=filter, max_distance=max_distance)
 
     def like(
@@ -328,22 +275,15 @@ class Searcher:
         ``GetVectors`` (``returnData``) on its vector key, then ``QueryVectors`` for one
         more than ``k``; the object itself is left out of the results.
         """
-        check_k(k)
-        check_max_distance(max_distance)
-        try:
-            location = parse_s3_uri(uri, "--like")
-        except S3UriError as exc:
-            raise SearchInputError(str(exc)) from exc
-        if not location.key:
-            raise SearchInputError(
-                f"--like {uri!r}: name an object, e.g. s3://{location.bucket}/photos/cat.jpg"
-            )
+        self._check(k, max_distance)
+        name = self.spelling.like
+        location = object_location(uri, name, self.allowed_buckets)
         vkey = vector_key(location.bucket, location.key)
         found = self.vectors.get([vkey], return_data=True).get(vkey) or {}
         data = found.get("data")
         if not data:
             raise ResourceNotFound(
-                f"--like {uri}: no stored vector for that object (vector key {vkey}): not "
+                f"{name} {uri}: no stored vector for that object (vector key {vkey}): not "
                 "indexed yet, failed, or deleted; `imgsearch verify` names a recorded failure"
             )
         top = min(k + 1, LIMITS.query_top_k_max)
@@ -375,10 +315,11 @@ class Searcher:
     # ------------------------------------------------------------------ internals
 
     def _embed(self, call: Callable[[], list[float]]) -> list[float]:
+        self.model_calls += 1
         try:
             vector = call()
         except EmbeddingError as exc:
-            raise EmbeddingFailed(describe_embedding_error(exc, self.cfg.model.model_id)) from exc
+            raise embedding_failure(exc, self.cfg.model.model_id) from exc
         return vector
 
     def _query(
@@ -401,7 +342,7 @@ class Searcher:
                     f"the filter was rejected by S3 Vectors: {error_message(exc)}"
                 ) from exc
             raise
-        if not results and self.is_empty():
+        if not results and self.check_empty and self.is_empty():
             raise EmptyIndex(
                 f"index {self.index.index!r} in vector bucket {self.index.vector_bucket!r} is "
                 "empty: nothing has been embedded yet (upload images or run the backfill; "
@@ -432,16 +373,31 @@ def describe_embedding_error(exc: EmbeddingError, model_id: str) -> str:
     return f"embedding the query failed: {exc.reason}: {exc.detail}"
 
 
+def embedding_failure(exc: EmbeddingError, model_id: str) -> EmbeddingFailed:
+    """The search error for a failed embedding: throttled (429), unavailable (503) or not."""
+    message = describe_embedding_error(exc, model_id)
+    if exc.reason == THROTTLED:
+        return EmbeddingThrottled(message + "; try again in a moment")
+    if exc.transient:
+        return EmbeddingUnavailable(message + "; try again later")
+    return EmbeddingFailed(message)
+
+
 __all__ = [
+    "API_SPELLING",
+    "CLI_SPELLING",
     "DEFAULT_K",
     "Hit",
     "IndexInfo",
     "QueryImage",
     "SearchResult",
     "Searcher",
+    "Spelling",
     "check_k",
     "check_max_distance",
+    "describe_embedding_error",
     "describe_index",
+    "embedding_failure",
     "image_from_bytes",
     "read_local_image",
     "read_s3_image",
