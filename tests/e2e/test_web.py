@@ -9,12 +9,14 @@ the prefix filter, the drop zone and the status panel.
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from imgsearch.limits import LIMITS
 from scripts.imgsearch.commands.serve import web_context
@@ -25,6 +27,7 @@ from tests.e2e.cli_harness import library, run_process, seeded_cloud
 from tests.e2e.web_harness import (
     API_HEADERS,
     Served,
+    fetch,
     free_port,
     get,
     model_calls,
@@ -42,10 +45,18 @@ def test_text_search_api_returns_thumbnails_that_load(served: Served) -> None:
     results = response.json()["results"]
     assert results[0]["key"] == "colours/blue.jpg"
     assert results[0]["distance"] <= results[1]["distance"]
-    image = httpx.get(results[0]["thumbnail"], timeout=30)
-    assert image.status_code == 200
-    assert image.content == library(served.cloud)["colours/blue.jpg"]
-    assert "X-Amz-Signature=" in results[0]["thumbnail"]  # SigV4 presigned
+    assert results[0]["thumbnail"].startswith("/thumb?")  # same origin, not a presigned URL
+    image = fetch(served, results[0]["thumbnail"])
+    assert image.status_code == 200, image.text
+    assert image.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(image.content)).size == (96, 64)  # small: not enlarged
+    original = fetch(served, results[0]["original"])
+    assert original.status_code == 307
+    assert "X-Amz-Signature=" in original.headers["location"]  # SigV4 presigned
+    assert (
+        httpx.get(original.headers["location"], timeout=30).content
+        == (library(served.cloud)["colours/blue.jpg"])
+    )
 
 
 def test_image_upload_api_and_prefix_filter(served: Served) -> None:
@@ -192,8 +203,9 @@ def test_cross_site_requests_make_no_model_call(served: Served) -> None:
 
 def test_presigned_urls_live_five_minutes(served: Served) -> None:
     assert PRESIGN_SECONDS == 300
-    thumbnail = get(served, "/api/search", text="blue", k=1).json()["results"][0]["thumbnail"]
-    assert "X-Amz-Expires=300&" in thumbnail + "&"
+    original = get(served, "/api/search", text="blue", k=1).json()["results"][0]["original"]
+    location = fetch(served, original).headers["location"]
+    assert "X-Amz-Expires=300&" in location + "&"
 
 
 def test_favicon_is_served(served: Served) -> None:

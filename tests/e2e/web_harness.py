@@ -53,12 +53,16 @@ def free_port() -> int:
 class Served:
     cloud: LocalCloud
     url: str
+    thumb_cache: Path
 
 
 @pytest.fixture(scope="module")
-def served(seeded_cloud: LocalCloud) -> Iterator[Served]:
+def served(seeded_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    cache = tmp_path_factory.mktemp("thumbs")
     with seeded_cloud.environ():
-        args = build_parser().parse_args(["serve", "--endpoint-url", seeded_cloud.endpoint])
+        args = build_parser().parse_args(
+            ["serve", "--endpoint-url", seeded_cloud.endpoint, "--thumb-cache", str(cache)]
+        )
         port = free_port()
         app = create_app(web_context(Context(args)), Access(port=port))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
@@ -69,7 +73,7 @@ def served(seeded_cloud: LocalCloud) -> Iterator[Served]:
             assert time.monotonic() < deadline, "the web server did not start"
             time.sleep(0.05)
         try:
-            yield Served(seeded_cloud, f"http://127.0.0.1:{port}")
+            yield Served(seeded_cloud, f"http://127.0.0.1:{port}", cache)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -94,7 +98,24 @@ def post_image(served: Served, content: bytes, **params: Any) -> httpx.Response:
 
 
 def model_calls(cloud: LocalCloud) -> int:
-    return dict(cloud.front.requests).get("bedrock:InvokeModel", 0)
+    return requests_made(cloud, "bedrock:InvokeModel")
+
+
+def requests_made(cloud: LocalCloud, name: str) -> int:
+    """How many ``service:Operation`` requests the local cloud's front server counted."""
+    return dict(cloud.front.requests).get(name, 0)
+
+
+def requests_to(cloud: LocalCloud, service: str) -> int:
+    """Every request to ``service`` (``s3``, ``monitoring``...) whatever its operation."""
+    return sum(
+        n for name, n in dict(cloud.front.requests).items() if name.startswith(service + ":")
+    )
+
+
+def fetch(served: Served, path: str, **headers: str) -> httpx.Response:
+    """A same-origin GET without the API header, as an ``<img src>`` or a link sends it."""
+    return httpx.get(served.url + path, headers=headers, timeout=60, follow_redirects=False)
 
 
 # --------------------------------------------------------------------------- the API

@@ -1,7 +1,8 @@
 """``imgsearch serve``: the search web page on 127.0.0.1, for the deployment the options name.
 
 ``--host`` binds another interface; the server then prints a URL with a random token, and
-answers only requests that present it (see :class:`scripts.web.app.Access`).
+answers only requests that present it (see :class:`scripts.web.access.Access`). Thumbnails
+are cached on disk (``--thumb-cache``, bounded by ``--thumb-cache-mb``).
 """
 
 from __future__ import annotations
@@ -9,18 +10,24 @@ from __future__ import annotations
 import argparse
 import secrets
 import socket
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scripts.common.console import note
 from scripts.common.errors import EXIT_OK, CliError
 from scripts.imgsearch.context import PROG, Context
+from scripts.ops.failure_log import embedder_log_group
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scripts.imgsearch.commands import Subparsers
     from scripts.web.app import WebContext
 
 DEFAULT_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_THUMB_CACHE_MB = 256
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -31,13 +38,35 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         default=DEFAULT_HOST,
         help=f"address to listen on (default {DEFAULT_HOST}); any other needs the printed token",
     )
+    p.add_argument(
+        "--thumb-cache",
+        type=Path,
+        metavar="DIR",
+        help="where thumbnails are kept (default $XDG_CACHE_HOME/imgsearch/thumbs, "
+        "else ~/.cache/imgsearch/thumbs)",
+    )
+    p.add_argument(
+        "--thumb-cache-mb",
+        type=int,
+        default=DEFAULT_THUMB_CACHE_MB,
+        metavar="N",
+        help=f"bound of the thumbnail cache in MB, least recently used out first "
+        f"(default {DEFAULT_THUMB_CACHE_MB})",
+    )
+    p.add_argument("--log-group", help="the embedder's log group (default: from the stack)")
     p.set_defaults(run=run)
 
 
 def web_context(ctx: Context) -> WebContext:
     """The web page's view of the deployment this command's options name."""
     from scripts.web.app import WebContext  # Starlette loads only for `serve`
+    from scripts.web.thumbnails import ThumbCache, default_cache_dir
 
+    mb = ctx.args.thumb_cache_mb
+    if mb < 1:
+        raise CliError(f"--thumb-cache-mb {mb}: give at least 1 (MB of thumbnails to keep)")
+    source_bucket = ctx.deployment.source_bucket(ctx.args.source_bucket)
+    ctx.show_notes()
     return WebContext.for_deployment(
         ctx.cfg,
         ctx.clients,
@@ -45,7 +74,27 @@ def web_context(ctx: Context) -> WebContext:
         index_name=ctx.index_name(),
         queue_url=ctx.queue_url,
         dlq_url=ctx.dlq_url,
+        source_bucket=source_bucket,
+        thumbs=ThumbCache(ctx.args.thumb_cache or default_cache_dir(), mb * 1024 * 1024),
+        log_group=_log_group(ctx),
     )
+
+
+def _log_group(ctx: Context) -> Callable[[], str | None]:
+    """The embedder's log group, looked up once, on the failure list's first call."""
+    lock = threading.Lock()
+    found: list[str | None] = []
+
+    def lookup() -> str | None:
+        with lock:
+            if not found:
+                found.append(
+                    ctx.args.log_group
+                    or embedder_log_group(ctx.clients("lambda"), ctx.deployment.embedder_function())
+                )
+            return found[0]
+
+    return lookup
 
 
 def run(ctx: Context) -> int:
