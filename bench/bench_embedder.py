@@ -3,8 +3,8 @@
     python -m bench.bench_embedder [--messages 300] [--dimension 3072]
 
 * Cold import: ``import imgsearch.handlers.embedder`` in fresh interpreters with the
-  Lambda environment set (module code, Powertools, boto3 and the three clients),
-  median of several runs, next to the cost of importing boto3 + Powertools alone.
+  Lambda environment set (module code, Powertools, botocore and the three clients),
+  median of several runs, next to the cost of importing botocore + Powertools alone.
 * CPU per message: the real handler (Powertools Logger/Metrics, the batch runner
   included) over N messages, one per invocation like the default batch size, with
   the AWS clients replaced by zero-latency in-memory fakes, so the figure is our own
@@ -75,10 +75,14 @@ def cold_import(dimension: int, runs: int) -> None:
         "LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR),
         "AWS_LAMBDA_FUNCTION_NAME": "imgsearch-embedder-bench",
     }
-    deps = "import boto3, aws_lambda_powertools, aws_xray_sdk.core"
-    clients = f"{deps}; [boto3.client(s) for s in ('s3', 's3vectors', 'bedrock-runtime')]"
+    # The handler builds its clients from a botocore session (not boto3's: see its module).
+    deps = "import botocore.session, aws_lambda_powertools, aws_xray_sdk.core"
+    clients = (
+        f"{deps}; s = botocore.session.get_session(); "
+        "[s.create_client(n) for n in ('s3', 's3vectors', 'bedrock-runtime')]"
+    )
     measured = {
-        "boto3 + Powertools + X-Ray SDK imports": [_time_import(deps, env) for _ in range(runs)],
+        "botocore + Powertools + X-Ray SDK imports": [_time_import(deps, env) for _ in range(runs)],
         "... + creating the 3 clients": [_time_import(clients, env) for _ in range(runs)],
         "import imgsearch.handlers.embedder": [
             _time_import("import imgsearch.handlers.embedder", env) for _ in range(runs)

@@ -93,6 +93,32 @@ def image_request(
     bucket_owner: str | None = None,
 ) -> dict[str, Any]:
     """The InvokeModel body embedding one image, inline (``data``) or by ``s3_uri``."""
+    return _image_request(
+        model,
+        purpose=purpose,
+        dimension=dimension,
+        image_format=image_format,
+        data=data,
+        s3_uri=s3_uri,
+        bucket_owner=bucket_owner,
+        text_base64=True,
+    )
+
+
+def _image_request(
+    model: ModelSpec,
+    *,
+    purpose: str,
+    dimension: int,
+    image_format: str,
+    data: bytes | None,
+    s3_uri: str | None,
+    bucket_owner: str | None,
+    text_base64: bool,
+) -> dict[str, Any]:
+    """:func:`image_request`; with ``text_base64=False`` the base64 stays ``bytes``, for
+    :func:`encode_request` only: decoding megabytes of it to ``str`` (and botocore
+    encoding them back) would cost more CPU than everything else done per image."""
     if (data is None) == (s3_uri is None):
         raise EmbeddingError(BAD_REQUEST, "pass exactly one of data or s3_uri", transient=False)
     if image_format not in model.image_formats:
@@ -111,7 +137,8 @@ def image_request(
         )
     source: dict[str, Any]
     if data is not None:
-        encoded = base64.b64encode(data).decode("ascii")
+        raw = base64.b64encode(data)
+        encoded: bytes | str = raw.decode("ascii") if text_base64 else raw
         source = {"bytes" if model.family == "nova" else "base64String": encoded}
     else:
         location = {"uri": str(s3_uri)}
@@ -173,22 +200,24 @@ _B64_PATHS: tuple[tuple[str, ...], ...] = (
 _B64_SLOT = "@@imgsearch-base64@@"
 
 
-def encode_request(body: Mapping[str, Any]) -> str:
-    """The request body as compact JSON, identical to ``json.dumps``.
+def encode_request(body: Mapping[str, Any]) -> bytes:
+    """The request body as compact JSON bytes, identical to ``json.dumps(...).encode()``.
 
-    An inline image's base64 text is spliced in after encoding instead of being
-    scanned by the JSON encoder: it never needs escaping, and scanning megabytes of
-    it would cost more CPU than everything else the embedder does per image.
+    An inline image's base64 (``str``, or ``bytes`` on the Embedder's path) is spliced in
+    after encoding instead of being scanned by the JSON encoder: it never needs escaping, and
+    scanning, decoding or copying megabytes of it as ``str`` would cost more CPU than
+    everything else the embedder does per image. botocore sends ``bytes`` as they are.
     """
     for path in _B64_PATHS:
         node: Any = body
         for key in path:
             node = node.get(key) if isinstance(node, Mapping) else None
-        if isinstance(node, str):
+        if isinstance(node, (bytes, str)):
             text = json.dumps(_with_slot(body, path), separators=(",", ":"))
             head, tail = text.split(f'"{_B64_SLOT}"', 1)
-            return f'{head}"{node}"{tail}'
-    return json.dumps(body, separators=(",", ":"))
+            encoded = node if isinstance(node, bytes) else node.encode("ascii")
+            return b"".join((head.encode(), b'"', encoded, b'"', tail.encode()))
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _with_slot(node: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
@@ -312,7 +341,7 @@ class Embedder:
         ``on_retry(reason, attempt, delay)`` (else the instance's) hears each retry;
         ``max_attempts`` (at most the instance's) is this call's share of a budget.
         """
-        body = image_request(
+        body = _image_request(
             self.model,
             purpose=purpose,
             dimension=self.dimension,
@@ -320,6 +349,7 @@ class Embedder:
             data=data,
             s3_uri=s3_uri,
             bucket_owner=bucket_owner,
+            text_base64=False,
         )
         attempts = self.max_attempts if max_attempts is None else max_attempts
         return self._invoke(body, deadline, on_retry or self.on_retry, attempts)

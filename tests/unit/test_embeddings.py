@@ -119,7 +119,7 @@ def test_largest_inline_image_fits_the_invoke_model_body(model: Any) -> None:
         image_format="png",
         data=b"\0" * model.max_inline_image_bytes,
     )
-    assert len(encode_request(body).encode()) <= LIMITS.invoke_model_max_body_bytes
+    assert len(encode_request(body)) <= LIMITS.invoke_model_max_body_bytes
 
 
 def test_exactly_one_image_source() -> None:
@@ -155,7 +155,42 @@ def test_encode_request_equals_json_dumps(model: Any) -> None:
     )
     text = text_request(model, purpose="GENERIC_RETRIEVAL", dimension=dim, text='say "hi" \\ é')
     for body in (inline, by_s3, text):
-        assert encode_request(body) == json.dumps(body, separators=(",", ":"))
+        assert encode_request(body) == json.dumps(body, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("model_id", [NOVA_MME.model_id, MARENGO_3.model_id])
+def test_embedder_sends_the_inline_image_as_json_bytes(model_id: str) -> None:
+    """botocore gets bytes (no str copy of megabytes of base64), the same JSON as json.dumps."""
+    ref = parse_model_id(model_id)
+    dim = ref.spec.default_dimension
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    seen: list[Any] = []
+    client.meta.events.register(
+        "before-parameter-build.bedrock-runtime.InvokeModel",
+        lambda params, **_: seen.append(params["body"]),
+    )
+    field = "embeddings" if ref.spec.family == "nova" else "data"
+    payload = json.dumps({field: [{"embedding": [0.5] * dim}]}).encode()
+    data = bytes(range(256)) * 40
+    with Stubber(client) as stub:
+        stub.add_response(
+            "invoke_model",
+            {
+                "body": StreamingBody(io.BytesIO(payload), len(payload)),
+                "contentType": "application/json",
+            },
+        )
+        Embedder(client, ref, dim).embed_image(
+            purpose="GENERIC_INDEX", image_format="png", data=data
+        )
+    assert isinstance(seen[0], bytes)
+    expected = image_request(
+        ref.spec, purpose="GENERIC_INDEX", dimension=dim, image_format="png", data=data
+    )
+    assert json.loads(seen[0]) == expected
+    assert base64.b64encode(data).decode() in seen[0].decode()
 
 
 # --------------------------------------------------------------------------- responses

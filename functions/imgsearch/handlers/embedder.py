@@ -21,34 +21,41 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
+from botocore.session import get_session
 
 from imgsearch.batch import BatchItem, BatchRunner, partial_batch_response
 from imgsearch.budget import budget_seconds
 from imgsearch.config import PipelineConfig
 from imgsearch.contract import FAILURE_OUTCOMES, METRICS, OUTCOME_FIELDS
 from imgsearch.embeddings import Embedder
+from imgsearch.handlers.tracing import lambda_tracer
 from imgsearch.ingest import MessageResult, ObjectConverger
 from imgsearch.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3vectors import S3VectorsClient
 
 CFG = PipelineConfig.from_env()
 
 logger = Logger(service=CFG.service_name, level=CFG.log_level)
 metrics = Metrics(namespace=CFG.metrics_namespace, service=CFG.service_name)
-# Patch only botocore (all we call): the default patches every library X-Ray knows that
-# is importable (http.client, sqlite3, ...), which costs cold-start time for nothing.
-tracer = Tracer(service=CFG.service_name, patch_modules=("botocore",))
+traced = lambda_tracer(CFG.service_name)
 
+# botocore's session, not boto3's: boto3 would add s3transfer (and multiprocessing) to
+# the cold start for upload/download helpers this function never calls.
+_AWS = get_session()
 _AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
-S3 = boto3.client("s3", config=_AWS_RETRIES)
-S3VECTORS = boto3.client("s3vectors", config=_AWS_RETRIES)
+S3: S3Client = _AWS.create_client("s3", config=_AWS_RETRIES)
+S3VECTORS: S3VectorsClient = _AWS.create_client("s3vectors", config=_AWS_RETRIES)
 # Bedrock retries are ours (deadline-aware, counted, logged): botocore must not retry too.
-BEDROCK = boto3.client(
+BEDROCK: BedrockRuntimeClient = _AWS.create_client(
     "bedrock-runtime",
     config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
 )
@@ -79,7 +86,7 @@ def deadline_for(context: Any) -> float:
 
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(raise_on_empty_metrics=False)
-@tracer.capture_lambda_handler
+@traced
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     records: list[dict[str, Any]] = event.get("Records") or []
     items = [
@@ -145,6 +152,7 @@ def _emit_metrics(results: Iterable[MessageResult]) -> None:
         ("embedded", METRICS.images_embedded),
         ("deleted", METRICS.vectors_deleted),
         ("unchanged", METRICS.unchanged_skipped),
+        ("metadata_upgraded", METRICS.metadata_upgraded),
         ("stale_skipped", METRICS.stale_skipped),
         ("permanent_failure", METRICS.permanent_failures),
         ("transient_failure", METRICS.transient_failures),

@@ -9,18 +9,22 @@ re-sent messages collapse in SQS's deduplication window.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
+from botocore.session import get_session
 
 from imgsearch.config import ConfigError, PipelineConfig
 from imgsearch.contract import METRICS
 from imgsearch.enqueue import messages_from_event, send_messages
+from imgsearch.handlers.tracing import lambda_tracer
 from imgsearch.messages import vector_key
 from imgsearch.selection import KeySelection
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 CFG = PipelineConfig.from_env()
 if not CFG.queue_url:
@@ -32,11 +36,10 @@ SELECTION = KeySelection.from_config(CFG)
 
 logger = Logger(service=CFG.service_name, level=CFG.log_level)
 metrics = Metrics(namespace=CFG.metrics_namespace, service=CFG.service_name)
-# Patch only botocore (all we call): the default patches every library X-Ray knows that
-# is importable (http.client, sqlite3, ...), which costs cold-start time for nothing.
-tracer = Tracer(service=CFG.service_name, patch_modules=("botocore",))
+traced = lambda_tracer(CFG.service_name)
 
-SQS = boto3.client(
+# botocore's session, not boto3's: boto3 adds s3transfer to the cold start for nothing.
+SQS: SQSClient = get_session().create_client(
     "sqs", config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
 )
 
@@ -47,7 +50,7 @@ class UnsentMessages(RuntimeError):
 
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(raise_on_empty_metrics=False)
-@tracer.capture_lambda_handler
+@traced
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages, skipped = messages_from_event(event, SELECTION)
     for skip in skipped:

@@ -1,0 +1,91 @@
+"""What importing a handler pulls in: the cold start pays for every module it imports.
+
+Each case imports one handler in a fresh interpreter with the environment the stack
+sets, then reports which of the heavy optional modules got imported. No timing here
+(``bench.bench_embedder`` prints the figures); only which code a cold start runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from imgsearch.config import PipelineConfig
+from infra.paths import FUNCTIONS_DIR
+
+HANDLERS = ("imgsearch.handlers.embedder", "imgsearch.handlers.router", "imgsearch.handlers.search")
+HEAVY = ("boto3", "s3transfer", "aws_xray_sdk", "aws_xray_sdk.core")
+
+_PROBE = """
+import importlib, json, sys
+module = importlib.import_module(sys.argv[1])
+heavy = [name for name in json.loads(sys.argv[2]) if name in sys.modules]
+import botocore.client
+# X-Ray patches botocore by wrapping BaseClient._make_api_call in a wrapt proxy.
+patched = type(vars(botocore.client.BaseClient)["_make_api_call"]).__name__ == "FunctionWrapper"
+print(json.dumps({"heavy": heavy, "botocore_traced": patched}))
+"""
+
+
+def _imported(module: str, **env: str) -> dict[str, object]:
+    """Import ``module`` in a fresh interpreter (the Lambda environment plus ``env``)."""
+    cfg = PipelineConfig(queue_url="https://sqs.us-east-1.amazonaws.com/1/q.fifo")
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    full |= cfg.to_lambda_env() | {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR),
+        "AWS_LAMBDA_FUNCTION_NAME": "imgsearch-cold-import-test",
+    }
+    full |= env
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, module, json.dumps(HEAVY)],
+        env=full,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("module", HANDLERS[:2])
+def test_handlers_build_clients_without_boto3(module: str) -> None:
+    """boto3 adds s3transfer (and its multiprocessing imports) for methods we never call."""
+    heavy = _imported(module)["heavy"]
+    assert isinstance(heavy, list)
+    assert "boto3" not in heavy
+    assert "s3transfer" not in heavy
+
+
+@pytest.mark.parametrize("module", HANDLERS)
+def test_tracing_disabled_does_not_import_the_xray_sdk(module: str) -> None:
+    """With POWERTOOLS_TRACE_DISABLED (the local cloud, tests), nothing of X-Ray is loaded."""
+    result = _imported(module, POWERTOOLS_TRACE_DISABLED="true")
+    heavy = result["heavy"]
+    assert isinstance(heavy, list)
+    assert not [name for name in heavy if name.startswith("aws_xray_sdk")]
+    assert result["botocore_traced"] is False
+
+
+@pytest.mark.parametrize("module", HANDLERS)
+def test_tracing_on_in_lambda_still_traces_botocore(module: str) -> None:
+    """In Lambda with active tracing (the stack's setting) botocore calls stay traced."""
+    result = _imported(module)
+    heavy = result["heavy"]
+    assert isinstance(heavy, list)
+    assert "aws_xray_sdk.core" in heavy
+    assert result["botocore_traced"] is True
+
+
+def test_outside_lambda_tracing_is_off() -> None:
+    """Powertools disables tracing outside Lambda; so do we, without importing X-Ray."""
+    result = _imported(HANDLERS[0], LAMBDA_TASK_ROOT="")
+    heavy = result["heavy"]
+    assert isinstance(heavy, list)
+    assert "aws_xray_sdk.core" not in heavy
