@@ -1,8 +1,7 @@
 """Run every benchmark with its defaults (``make bench``); each prints its own figures.
 
 The benchmarks print; they never assert. Run one alone with
-``python -m bench.bench_embedder`` / ``bench.bench_pipeline`` / ``bench.bench_backfill``
-and ``--help`` for its options.
+``python -m bench.<name>`` (``--help`` for its options).
 """
 
 from __future__ import annotations
@@ -10,7 +9,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.bench_embedder", "bench.bench_pipeline", "bench.bench_backfill")
+BENCHMARKS = (
+    "bench.bench_embedder",
+    "bench.bench_pipeline",
+    "bench.bench_backfill",
+    "bench.bench_thumbnails",
+    "bench.bench_search_api",
+)
 
 
 def main() -> int:
