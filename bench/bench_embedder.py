@@ -24,20 +24,20 @@ import json
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from bench.lambda_import import lambda_env as bench_lambda_env
+from bench.lambda_import import report_cold_import
 from imgsearch.batch import BatchRunner
 from imgsearch.config import PipelineConfig
 from imgsearch.embeddings import Embedder
 from imgsearch.ingest import ObjectConverger
 from imgsearch.messages import for_backfill, to_send_entry
 from imgsearch.vectors import VectorIndex
-from infra.paths import FUNCTIONS_DIR
 
 TARGET_CPU_MS = 5.0
 TARGET_IMPORT_MS = 300.0
@@ -46,56 +46,24 @@ BUCKET = "bench-source"
 
 def lambda_env(dimension: int) -> dict[str, str]:
     cfg = PipelineConfig(dimension=dimension, queue_url="https://sqs.local/q.fifo")
-    env = dict(os.environ)
-    env.update(cfg.to_lambda_env())
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    env.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    return env
-
-
-# --------------------------------------------------------------------------- cold import
-
-
-def _time_import(statement: str, env: dict[str, str]) -> float:
-    code = (
-        "import time; t = time.perf_counter(); "
-        f"{statement}; print((time.perf_counter() - t) * 1000)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return bench_lambda_env(cfg)
 
 
 def cold_import(dimension: int, runs: int) -> None:
-    # What Lambda sets and the X-Ray SDK looks at: outside Lambda its recorder builds a
-    # sampling client (two botocore clients, ~160 ms) that it never builds inside Lambda.
-    env = lambda_env(dimension) | {
-        "LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR),
-        "AWS_LAMBDA_FUNCTION_NAME": "imgsearch-embedder-bench",
-    }
     # The handler builds its clients from a botocore session (not boto3's: see its module).
-    deps = "import botocore.session, aws_lambda_powertools, aws_xray_sdk.core"
-    clients = (
-        f"{deps}; s = botocore.session.get_session(); "
-        "[s.create_client(n) for n in ('s3', 's3vectors', 'bedrock-runtime')]"
+    report_cold_import(
+        "imgsearch.handlers.embedder",
+        lambda_env(dimension),
+        function_name="imgsearch-embedder-bench",
+        libraries=(
+            "botocore + Powertools + X-Ray SDK imports",
+            "import botocore.session, aws_lambda_powertools, aws_xray_sdk.core",
+        ),
+        clients="s = botocore.session.get_session(); "
+        "[s.create_client(n) for n in ('s3', 's3vectors', 'bedrock-runtime')]",
+        runs=runs,
+        target_ms=TARGET_IMPORT_MS,
     )
-    measured = {
-        "botocore + Powertools + X-Ray SDK imports": [_time_import(deps, env) for _ in range(runs)],
-        "... + creating the 3 clients": [_time_import(clients, env) for _ in range(runs)],
-        "import imgsearch.handlers.embedder": [
-            _time_import("import imgsearch.handlers.embedder", env) for _ in range(runs)
-        ],
-    }
-    print(f"cold import, median of {runs} fresh interpreters (Lambda environment set)")
-    for label, values in measured.items():
-        print(f"  {label:<40} {statistics.median(values):7.1f} ms   (min {min(values):6.1f})")
-    total = statistics.median(measured["import imgsearch.handlers.embedder"])
-    ours = total - statistics.median(measured["... + creating the 3 clients"])
-    verdict = "within" if total < TARGET_IMPORT_MS else "OVER"
-    print(f"  our own modules and setup: about {ours:.0f} ms")
-    print(f"  => {total:.0f} ms: {verdict} the {TARGET_IMPORT_MS:.0f} ms target")
 
 
 # --------------------------------------------------------------------------- fakes

@@ -27,10 +27,11 @@ import time
 from types import ModuleType
 from typing import Any
 
-from bench.bench_embedder import _time_import, jpeg_bytes, short_circuit
+from bench.bench_embedder import jpeg_bytes, short_circuit
+from bench.lambda_import import lambda_env as bench_lambda_env
+from bench.lambda_import import report_cold_import
 from imgsearch.config import PipelineConfig
 from imgsearch.messages import vector_key
-from infra.paths import FUNCTIONS_DIR
 
 BUCKET = "bench-source"
 LIKE_KEY = "photos/like.jpg"
@@ -38,34 +39,21 @@ LIKE_KEY = "photos/like.jpg"
 
 def lambda_env(dimension: int) -> dict[str, str]:
     cfg = PipelineConfig(dimension=dimension, source_bucket_name=BUCKET)
-    env = dict(os.environ)
-    env.update(cfg.to_lambda_env())
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    env.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    return env
+    return bench_lambda_env(cfg)
 
 
 def cold_import(dimension: int, runs: int) -> None:
-    env = lambda_env(dimension) | {
-        "LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR),
-        "AWS_LAMBDA_FUNCTION_NAME": "imgsearch-search-bench",
-    }
-    deps = "import boto3, aws_lambda_powertools, aws_xray_sdk.core"
-    clients = f"{deps}; [boto3.client(s) for s in ('s3', 's3vectors', 'bedrock-runtime')]"
-    measured = {
-        "boto3 + Powertools + X-Ray SDK imports": [_time_import(deps, env) for _ in range(runs)],
-        "... + creating the 3 clients": [_time_import(clients, env) for _ in range(runs)],
-        "import imgsearch.handlers.search": [
-            _time_import("import imgsearch.handlers.search", env) for _ in range(runs)
-        ],
-    }
-    print(f"cold import, median of {runs} fresh interpreters (Lambda environment set)")
-    for label, values in measured.items():
-        print(f"  {label:<40} {statistics.median(values):7.1f} ms   (min {min(values):6.1f})")
-    total = statistics.median(measured["import imgsearch.handlers.search"])
-    ours = total - statistics.median(measured["... + creating the 3 clients"])
-    print(f"  our own modules and setup: about {ours:.0f} ms of {total:.0f} ms")
+    report_cold_import(
+        "imgsearch.handlers.search",
+        lambda_env(dimension),
+        function_name="imgsearch-search-bench",
+        libraries=(
+            "boto3 + Powertools + X-Ray SDK imports",
+            "import boto3, aws_lambda_powertools, aws_xray_sdk.core",
+        ),
+        clients="[boto3.client(s) for s in ('s3', 's3vectors', 'bedrock-runtime')]",
+        runs=runs,
+    )
 
 
 def load_handler(dimension: int, k: int) -> ModuleType:
