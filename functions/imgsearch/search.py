@@ -369,7 +369,15 @@ def describe_embedding_error(exc: EmbeddingError, model_id: str) -> str:
             "Bedrock console of this region and check the IAM permission bedrock:InvokeModel"
         )
     if exc.reason == MODEL_NOT_FOUND:
-        return f"Bedrock has no model {model_id} here ({exc.detail}): check --region"
+        return (
+            f"Bedrock has no model {model_id} in this region ({exc.detail}): use a region "
+            "that offers it, or an inference profile id"
+        )
+    if exc.reason == THROTTLED:
+        return (
+            f"Bedrock is busy: more requests for {model_id} than this account's quota allows "
+            "right now"
+        )
     return f"embedding the query failed: {exc.reason}: {exc.detail}"
 
 
