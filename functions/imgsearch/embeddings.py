@@ -39,7 +39,6 @@ in ``imgsearch.bedrock_errors``.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import random
@@ -47,6 +46,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import pybase64
 from botocore.exceptions import ClientError
 
 from imgsearch.aws_errors import NETWORK_ERRORS, backoff_delay, error_code, error_message
@@ -137,7 +137,7 @@ def _image_request(
         )
     source: dict[str, Any]
     if data is not None:
-        raw = base64.b64encode(data)
+        raw = pybase64.b64encode(data)  # SIMD: the stdlib's takes ~3 ms per MB
         encoded: bytes | str = raw.decode("ascii") if text_base64 else raw
         source = {"bytes" if model.family == "nova" else "base64String": encoded}
     else:
