@@ -237,11 +237,13 @@ def list_dlq(
     *,
     sqs: SQSClient,
     s3: S3Client,
-    index: VectorIndex,
+    index: VectorIndex | None,
     logs: LogLookup,
     dlq_url: str,
     limit: int,
 ) -> DlqListing[DlqEntry]:
+    """The DLQ's messages, peeked (nothing moves); ``index`` None: without S3 Vectors
+    access (``serve --api``), so each entry's ``vector_state`` stays unknown (None)."""
     depth = queue_depth(sqs, dlq_url)
     listing: DlqListing[DlqEntry] = DlqListing(queue=dlq_url, depth=depth, entries=[])
     if depth == 0:
@@ -249,11 +251,12 @@ def list_dlq(
     messages = peek(sqs, dlq_url, limit)
     entries = [describe(m) for m in messages]
     keys = [e.vector_key for e in entries if e.vector_key]
-    stored = index.get(keys) if keys else {}
+    stored = index.get(keys) if keys and index is not None else {}
     for entry, message in zip(entries, messages, strict=True):
         if entry.vector_key is None or entry.uri is None:
             continue
-        entry.vector_state = "present" if entry.vector_key in stored else "missing"
+        if index is not None:
+            entry.vector_state = "present" if entry.vector_key in stored else "missing"
         entry.object_state = object_state(s3, entry.uri)
         sent = (message.get("Attributes") or {}).get("SentTimestamp")
         entry.last_error = logs.last_failure(

@@ -16,8 +16,10 @@ Routes (on 127.0.0.1 unless ``serve --host``; every ``/api`` call needs ``X-Imgs
     GET  /favicon.ico           a 16 px icon, so no page load logs a 404
 
 Who may ask: :mod:`scripts.web.access`. Errors: :mod:`scripts.web.http_errors`.
-Searches go through :class:`imgsearch.search.Searcher`, the CLI's own code path. The
-app knows nothing of the CLI: ``imgsearch serve`` hands it a :class:`WebContext`.
+Searches go through :class:`imgsearch.search.Searcher`, the CLI's own code path, or with
+``serve --api`` through the deployed search API (:class:`scripts.web.context.ApiSearcher`);
+the answers have the same shape either way. The app knows nothing of the CLI:
+``imgsearch serve`` hands it a :class:`WebContext`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from imgsearch.limits import LIMITS
 from imgsearch.search import DEFAULT_K, SearchResult, image_from_bytes
 from imgsearch.search_errors import SearchInputError
 from scripts.web.access import LOOPBACK_HOSTS, Access, AccessGuard
@@ -74,6 +75,11 @@ def create_app(web: WebContext, access: Access) -> Starlette:
     """The app for ``web``, answering only the requests ``access`` lets through."""
     endpoint = web.clients.endpoint_url
     searches, pipeline = "S3 Vectors / Bedrock", "SQS / CloudWatch"
+    likes = index = "S3 Vectors"
+    search_endpoint = endpoint
+    if web.search_api is not None:
+        searches = likes = index = "the search API"
+        search_endpoint = web.search_api.url if endpoint else None
 
     async def page(request: Request) -> Response:
         return FileResponse(PAGE, media_type="text/html")
@@ -83,15 +89,12 @@ def create_app(web: WebContext, access: Access) -> Starlette:
 
     async def info(request: Request) -> Response:
         model = web.cfg.model
+        facts = await run_in_threadpool(web.index_facts)
         return JSONResponse(
             {
-                "vector_bucket": web.vector_bucket,
-                "index": web.index_name,
-                "model_id": model.model_id,
+                **facts,
                 "query_purpose": web.cfg.query_purpose,
                 "default_k": DEFAULT_K,
-                "max_k": LIMITS.query_top_k_max,
-                "max_image_bytes": model.max_inline_image_bytes,
                 "image_formats": list(model.image_formats),
                 "status_poll_seconds": int(STATUS_TTL_SECONDS),
                 "max_distance": {
@@ -105,10 +108,7 @@ def create_app(web: WebContext, access: Access) -> Starlette:
 
     async def answer(search: Callable[[SearchParams], SearchResult], p: SearchParams) -> Response:
         def run() -> dict[str, Any]:
-            result = search(p)
-            if p.group:
-                result = web.searcher().group_duplicates(result)
-            return web.results(result)
+            return web.results(search(p))
 
         return JSONResponse(await run_in_threadpool(run))
 
@@ -117,24 +117,16 @@ def create_app(web: WebContext, access: Access) -> Starlette:
         if not text:
             raise SearchInputError("the query is empty: type what to look for, e.g. wind turbine")
         p = search_params(request.query_params, web.source_bucket)
-        return await answer(
-            lambda p: web.searcher().text(
-                text, k=p.k, filter=p.filter, max_distance=p.max_distance
-            ),
-            p,
-        )
+        return await answer(lambda p: web.searcher().text(text, p), p)
 
     async def search_like(request: Request) -> Response:
         uri = _required(request, "uri", "s3://bucket/photos/cat.jpg")
         p = search_params(request.query_params, web.source_bucket)
-        return await answer(
-            lambda p: web.searcher().like(uri, k=p.k, filter=p.filter, max_distance=p.max_distance),
-            p,
-        )
+        return await answer(lambda p: web.searcher().like(uri, p), p)
 
     async def search_image(request: Request) -> Response:
         p = search_params(request.query_params, web.source_bucket)
-        limit = web.cfg.model.max_inline_image_bytes
+        limit = int((await run_in_threadpool(web.index_facts))["max_image_bytes"])
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return error(f"the image is {declared} bytes; the limit is {limit}", 413)
@@ -148,8 +140,8 @@ def create_app(web: WebContext, access: Access) -> Starlette:
         name = request.query_params.get("name") or "the uploaded image"
 
         def search(p: SearchParams) -> SearchResult:
-            image = image_from_bytes(bytes(data), name, web.cfg)
-            return web.searcher().image(image, k=p.k, filter=p.filter, max_distance=p.max_distance)
+            image = image_from_bytes(bytes(data), name, web.cfg, max_bytes=limit)
+            return web.searcher().image(image, p)
 
         return await answer(search, p)
 
@@ -200,10 +192,14 @@ def create_app(web: WebContext, access: Access) -> Starlette:
             Route("/", page),
             Route("/favicon.ico", favicon),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
-            Route("/api/info", guarded(info, "S3 Vectors", endpoint)),
-            Route("/api/search", guarded(search_text, searches, endpoint)),
-            Route("/api/search/image", guarded(search_image, searches, endpoint), methods=["POST"]),
-            Route("/api/search/like", guarded(search_like, "S3 Vectors", endpoint)),
+            Route("/api/info", guarded(info, index, search_endpoint)),
+            Route("/api/search", guarded(search_text, searches, search_endpoint)),
+            Route(
+                "/api/search/image",
+                guarded(search_image, searches, search_endpoint),
+                methods=["POST"],
+            ),
+            Route("/api/search/like", guarded(search_like, likes, search_endpoint)),
             Route("/api/folders", guarded(folders, "S3", endpoint)),
             Route("/api/status", guarded(status, pipeline, endpoint)),
             Route("/api/failures", guarded(failures, "SQS / S3 / CloudWatch Logs", endpoint)),

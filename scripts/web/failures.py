@@ -13,7 +13,9 @@ Two sources, the same ones ``imgsearch verify`` and ``imgsearch dlq list`` read:
   own, so the count moves no message).
 
 Read-only. Without a known log group (no stack output naming the embedder) the first
-part is empty, said in ``notes``.
+part is empty, said in ``notes``. Through the search API (``serve --api``) the server does
+not read S3 Vectors, so logged failures are listed even if the object has a vector again
+(said in ``notes``).
 """
 
 from __future__ import annotations
@@ -29,12 +31,18 @@ if TYPE_CHECKING:
 FAILURES_MAX = 100
 """Entries per source at most; beyond, ``truncated`` is true (the CLI lists them all)."""
 LOOKBACK_DAYS = 7
+NO_VECTOR_CHECK = (
+    "through the search API this server reads no vectors, so a logged failure is listed "
+    "even if a later upload of the object was indexed"
+)
 
 
 def list_failures(web: WebContext, limit: int = FAILURES_MAX) -> dict[str, Any]:
     """``{"failures": [{uri, reason, detail, at, where}], "truncated", "notes"}``."""
     notes: list[str] = []
-    searcher = web.searcher()
+    vectors = web.searcher().vectors
+    if vectors is None:
+        notes.append(NO_VECTOR_CHECK)
     log_group = web.log_group()
     logged: list[dict[str, Any]] = []
     log_truncated = False
@@ -48,12 +56,13 @@ def list_failures(web: WebContext, limit: int = FAILURES_MAX) -> dict[str, Any]:
             web.clients("logs"), log_group, limit=limit, lookback_days=LOOKBACK_DAYS,
             note=notes.append,
         )  # fmt: skip
-        stored = searcher.vectors.get([f["vector_key"] for f in logged]) if logged else {}
-        logged = [f for f in logged if f["vector_key"] not in stored]
+        if vectors is not None and logged:
+            stored = vectors.get([f["vector_key"] for f in logged])
+            logged = [f for f in logged if f["vector_key"] not in stored]
     listing = dlq.list_dlq(
         sqs=web.clients("sqs"),
         s3=web.clients("s3"),
-        index=searcher.vectors,
+        index=vectors,
         logs=LogLookup(web.clients("logs"), log_group, notes.append),
         dlq_url=web.dlq_url(),
         limit=limit,
@@ -74,4 +83,4 @@ def list_failures(web: WebContext, limit: int = FAILURES_MAX) -> dict[str, Any]:
     return {"failures": entries, "truncated": truncated, "notes": notes}
 
 
-__all__ = ["FAILURES_MAX", "list_failures"]
+__all__ = ["FAILURES_MAX", "NO_VECTOR_CHECK", "list_failures"]

@@ -61,7 +61,7 @@ def unreachable(exc: Exception, services: str, endpoint: str | None) -> str:
 
 def describe(exc: Exception, status: int, services: str, endpoint: str | None) -> str:
     """The one-line words for ``exc`` answered with ``status``."""
-    if isinstance(exc, SearchError):  # its own words, even for a 502/503 from Bedrock
+    if isinstance(exc, SearchError | HttpError):  # its own words, even for a 502/503
         return str(exc)
     if status == 503:
         return unreachable(exc, services, endpoint)

@@ -7,6 +7,7 @@ pointed at a seeded local cloud exactly as ``imgsearch serve --endpoint-url ...`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -56,15 +57,13 @@ class Served:
     thumb_cache: Path
 
 
-@pytest.fixture(scope="module")
-def served(seeded_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    cache = tmp_path_factory.mktemp("thumbs")
-    with seeded_cloud.environ():
-        args = build_parser().parse_args(
-            ["serve", "--endpoint-url", seeded_cloud.endpoint, "--thumb-cache", str(cache)]
-        )
+@contextlib.contextmanager
+def serving(cloud: LocalCloud, cache: Path, *extra: str) -> Iterator[Served]:
+    """The production app for ``imgsearch serve --endpoint-url ... *extra``, on 127.0.0.1."""
+    with cloud.environ():
+        argv = ["serve", "--endpoint-url", cloud.endpoint, "--thumb-cache", str(cache), *extra]
         port = free_port()
-        app = create_app(web_context(Context(args)), Access(port=port))
+        app = create_app(web_context(Context(build_parser().parse_args(argv))), Access(port=port))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -73,10 +72,16 @@ def served(seeded_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -
             assert time.monotonic() < deadline, "the web server did not start"
             time.sleep(0.05)
         try:
-            yield Served(seeded_cloud, f"http://127.0.0.1:{port}", cache)
+            yield Served(cloud, f"http://127.0.0.1:{port}", cache)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(seeded_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(seeded_cloud, tmp_path_factory.mktemp("thumbs")) as server:
+        yield server
 
 
 API_HEADERS = {"X-Imgsearch": "1"}

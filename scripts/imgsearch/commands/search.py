@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from imgsearch.limits import LIMITS
 from imgsearch.search import DEFAULT_K, Hit, SearchResult
 from imgsearch.search_filters import combine
+from scripts.common import search_api
 from scripts.common.console import human_bytes, print_json, render_table
-from scripts.common.errors import EXIT_OK, CliError
-from scripts.imgsearch import search_api
+from scripts.common.errors import EXIT_OK
 from scripts.imgsearch.context import Context, say
 
 if TYPE_CHECKING:
@@ -121,13 +121,9 @@ def run_api(ctx: Context, filter_doc: dict[str, object] | None) -> int:
         max_distance=args.max_distance,
         group_duplicates=args.group_duplicates,
     )
-    url = ctx.deployment.search_api_url(args.api_url)
+    endpoint = search_api.signed_endpoint(ctx.deployment.search_api_url(args.api_url), ctx.clients)
     ctx.show_notes()
-    credentials = ctx.clients.session.get_credentials()
-    if credentials is None:
-        raise CliError("no AWS credentials to sign the API request with; configure them")
-    region = ctx.clients.region or ""
-    answer = search_api.post_search(url, body, credentials.get_frozen_credentials(), region)
+    answer = endpoint.search(body)
     if ctx.json:
         print_json(answer)
     else:

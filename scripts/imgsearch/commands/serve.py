@@ -2,7 +2,10 @@
 
 ``--host`` binds another interface; the server then prints a URL with a random token, and
 answers only requests that present it (see :class:`scripts.web.access.Access`). Thumbnails
-are cached on disk (``--thumb-cache``, bounded by ``--thumb-cache-mb``).
+are cached on disk (``--thumb-cache``, bounded by ``--thumb-cache-mb``). ``--api`` (or
+``--api-url``) sends every search to the deployed search API, signed with the operator's
+credentials: the server then needs ``execute-api:Invoke`` and no Bedrock or S3 Vectors
+permission (thumbnails and originals still read the source bucket: ``s3:GetObject``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from scripts.common.console import note
 from scripts.common.errors import EXIT_OK, CliError
+from scripts.common.search_api import signed_endpoint
 from scripts.imgsearch.context import PROG, Context
 from scripts.ops.failure_log import embedder_log_group
 
@@ -54,6 +58,15 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_THUMB_CACHE_MB})",
     )
     p.add_argument("--log-group", help="the embedder's log group (default: from the stack)")
+    p.add_argument(
+        "--api",
+        action="store_true",
+        help="search through the deployed search API (signed with your credentials; needs "
+        "execute-api:Invoke, no Bedrock or S3 Vectors permission)",
+    )
+    p.add_argument(
+        "--api-url", help="the search API's URL (implies --api; default: the stack's SearchApiUrl)"
+    )
     p.set_defaults(run=run)
 
 
@@ -66,6 +79,10 @@ def web_context(ctx: Context) -> WebContext:
     if mb < 1:
         raise CliError(f"--thumb-cache-mb {mb}: give at least 1 (MB of thumbnails to keep)")
     source_bucket = ctx.deployment.source_bucket(ctx.args.source_bucket)
+    search_api = None
+    if ctx.args.api or ctx.args.api_url:
+        url = ctx.deployment.search_api_url(ctx.args.api_url)
+        search_api = signed_endpoint(url, ctx.clients)
     ctx.show_notes()
     return WebContext.for_deployment(
         ctx.cfg,
@@ -77,6 +94,7 @@ def web_context(ctx: Context) -> WebContext:
         source_bucket=source_bucket,
         thumbs=ThumbCache(ctx.args.thumb_cache or default_cache_dir(), mb * 1024 * 1024),
         log_group=_log_group(ctx),
+        search_api=search_api,
     )
 
 
