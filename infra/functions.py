@@ -291,6 +291,21 @@ class PipelineFunctions(Construct):
         return fn
 
 
+def decrypt_source_images(cfg: PipelineConfig) -> list[iam.PolicyStatement]:
+    """``kms:Decrypt`` through S3 on the source objects' customer-managed keys, if any
+    (the embedder's and the search function's reads of the images)."""
+    if not cfg.source_kms_key_arn:
+        return []
+    return [
+        iam.PolicyStatement(
+            sid="DecryptSourceImages",
+            actions=["kms:Decrypt"],
+            resources=list(cfg.source_kms_key_arn),
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{cdk.Aws.REGION}.amazonaws.com"}},
+        )
+    ]
+
+
 def _kms_statements(cfg: PipelineConfig) -> list[iam.PolicyStatement]:
     """The embedder's use of customer-managed keys, when configured.
 
@@ -300,18 +315,7 @@ def _kms_statements(cfg: PipelineConfig) -> list[iam.PolicyStatement]:
     S3 User Guide). The vector bucket's key: S3 Vectors encrypts and decrypts vectors
     with the caller's permissions on PutVectors/GetVectors.
     """
-    statements = []
-    if cfg.source_kms_key_arn:
-        statements.append(
-            iam.PolicyStatement(
-                sid="DecryptSourceImages",
-                actions=["kms:Decrypt"],
-                resources=list(cfg.source_kms_key_arn),
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{cdk.Aws.REGION}.amazonaws.com"}
-                },
-            )
-        )
+    statements = decrypt_source_images(cfg)
     if cfg.kms_key_arn:
         statements.append(
             iam.PolicyStatement(

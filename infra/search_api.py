@@ -37,7 +37,7 @@ from imgsearch.api_shapes import ROUTES
 from imgsearch.config import ENV_PREFIX, PipelineConfig
 from imgsearch.contract import SEARCH_HANDLER
 from infra.bundling import lambda_code
-from infra.functions import PipelineFunctions
+from infra.functions import PipelineFunctions, decrypt_source_images
 from infra.storage import source_bucket_owner
 
 ACCESS_LOG_FORMAT: dict[str, str] = {
@@ -205,18 +205,7 @@ class SearchApi(Construct):
 def _kms_read_statements(cfg: PipelineConfig) -> list[iam.PolicyStatement]:
     """Decrypting what the search reads, when customer-managed keys are configured: source
     images through S3 (``image_uri``, presigned GETs) and the vector bucket's vectors."""
-    statements = []
-    if cfg.source_kms_key_arn:
-        statements.append(
-            iam.PolicyStatement(
-                sid="DecryptSourceImages",
-                actions=["kms:Decrypt"],
-                resources=list(cfg.source_kms_key_arn),
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{cdk.Aws.REGION}.amazonaws.com"}
-                },
-            )
-        )
+    statements = decrypt_source_images(cfg)
     if cfg.kms_key_arn:
         statements.append(
             iam.PolicyStatement(
