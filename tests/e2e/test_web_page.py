@@ -65,11 +65,14 @@ def open_page(
 
 
 def search(page: Any, text: str, k: int | None = None) -> None:
-    """Type ``text`` (and k), press Search and wait for the answer to be drawn."""
+    """Type ``text`` (and k), press Enter in the box and wait for the answer to be drawn.
+
+    Enter, not a click on Search: leaving a changed k re-runs the shown query, whose
+    Cancel button can come and go under the pointer while a click is being aimed."""
     if k is not None:
         page.fill("#k", str(k))
     page.fill("#text", text)
-    page.click("#search-btn")
+    page.press("#text", "Enter")
     wait_idle(page)
 
 
