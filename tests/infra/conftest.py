@@ -55,6 +55,26 @@ class Synth:
     def nag_report(self) -> dict[str, Any]:
         return nag_report(self.outdir)
 
+    def granted(self, function_id: str) -> set[tuple[str, str]]:
+        """Every (action, resource) pair the function's role is granted, over all its
+        policies; resources as sorted JSON (compare with :func:`getatt`)."""
+        role = self.raw["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+        pairs: set[tuple[str, str]] = set()
+        for policy in self.resources("AWS::IAM::Policy").values():
+            if {"Ref": role} not in policy["Properties"]["Roles"]:
+                continue
+            for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+                assert st["Effect"] == "Allow"
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                pairs |= {(a, json.dumps(r, sort_keys=True)) for a in actions for r in resources}
+        return pairs
+
+
+def getatt(logical_id: str, attribute: str = "Arn") -> str:
+    """``{"Fn::GetAtt": [...]}`` as :meth:`Synth.granted` spells resources."""
+    return json.dumps({"Fn::GetAtt": [logical_id, attribute]}, sort_keys=True)
+
 
 def nag_report(outdir: Path) -> dict[str, Any]:
     """cdk-nag's part of the validation report CDK writes next to the templates."""

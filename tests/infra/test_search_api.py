@@ -10,7 +10,7 @@ import pytest
 from imgsearch.api_shapes import ROUTES
 from imgsearch.contract import METRICS, OUTPUTS
 from infra.search_api import ACCESS_LOG_FORMAT
-from tests.infra.conftest import Synth, SynthFn
+from tests.infra.conftest import Synth, SynthFn, getatt
 
 NOVA = "amazon.nova-2-multimodal-embeddings-v1:0"
 
@@ -23,26 +23,6 @@ def default(synth: SynthFn) -> Synth:
 def _search_function_id(s: Synth) -> str:
     assert s.stack.search_api is not None
     return s.logical_id(s.stack.search_api.function)
-
-
-def _statements(s: Synth, function_id: str) -> set[tuple[str, str]]:
-    """Every (action, resource) pair the function's role is granted, over all its policies."""
-    props = s.raw["Resources"][function_id]["Properties"]
-    role = props["Role"]["Fn::GetAtt"][0]
-    pairs: set[tuple[str, str]] = set()
-    for policy in s.resources("AWS::IAM::Policy").values():
-        if {"Ref": role} not in policy["Properties"]["Roles"]:
-            continue
-        for st in policy["Properties"]["PolicyDocument"]["Statement"]:
-            assert st["Effect"] == "Allow"
-            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            pairs |= {(a, json.dumps(r, sort_keys=True)) for a in actions for r in resources}
-    return pairs
-
-
-def _getatt(logical_id: str, attribute: str = "Arn") -> str:
-    return json.dumps({"Fn::GetAtt": [logical_id, attribute]}, sort_keys=True)
 
 
 def test_every_route_needs_iam_auth_by_default(default: Synth) -> None:
@@ -103,13 +83,13 @@ def test_search_role_grants_exactly_the_listed_actions(default: Synth) -> None:
         {"Fn::Join": ["", [{"Fn::GetAtt": [source, "Arn"]}, "/*"]]}, sort_keys=True
     )
     log_group = default.raw["Resources"][fn]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-    assert _statements(default, fn) == {
+    assert default.granted(fn) == {
         ("bedrock:InvokeModel", bedrock),
-        ("s3vectors:QueryVectors", _getatt(index, "IndexArn")),
-        ("s3vectors:GetVectors", _getatt(index, "IndexArn")),
+        ("s3vectors:QueryVectors", getatt(index, "IndexArn")),
+        ("s3vectors:GetVectors", getatt(index, "IndexArn")),
         ("s3:GetObject", objects),
-        ("logs:CreateLogStream", _getatt(log_group)),
-        ("logs:PutLogEvents", _getatt(log_group)),
+        ("logs:CreateLogStream", getatt(log_group)),
+        ("logs:PutLogEvents", getatt(log_group)),
         ("xray:PutTraceSegments", '"*"'),
         ("xray:PutTelemetryRecords", '"*"'),
     }
@@ -117,7 +97,7 @@ def test_search_role_grants_exactly_the_listed_actions(default: Synth) -> None:
 
 def test_search_reads_only_the_configured_prefixes_of_an_imported_bucket(synth: SynthFn) -> None:
     s = synth(source_bucket_name="my-photos", prefixes="cats/,dogs/")
-    reads = {r for a, r in _statements(s, _search_function_id(s)) if a == "s3:GetObject"}
+    reads = {r for a, r in s.granted(_search_function_id(s)) if a == "s3:GetObject"}
     assert {json.loads(r)["Fn::Join"][1][-1] for r in reads} == {
         ":s3:::my-photos/cats/*",
         ":s3:::my-photos/dogs/*",

@@ -12,7 +12,7 @@ from imgsearch.blueprint import INVENTORY_FIELDS
 from imgsearch.config import IMAGE_SUFFIXES, PipelineConfig
 from imgsearch.contract import METRICS, OUTPUT_KEYS
 from imgsearch.vectors import NON_FILTERABLE_KEYS
-from tests.infra.conftest import Synth, SynthFn, cdk_context
+from tests.infra.conftest import Synth, SynthFn, cdk_context, getatt
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +41,6 @@ def ids(default: Synth) -> dict[str, str]:
 def _function(default: Synth, logical_id: str) -> dict[str, Any]:
     props: dict[str, Any] = default.raw["Resources"][logical_id]["Properties"]
     return props
-
-
-def _statements(default: Synth, function_id: str) -> set[tuple[str, str]]:
-    """Every (action, resource) pair granted to a function's role, over all its policies."""
-    role = _function(default, function_id)["Role"]["Fn::GetAtt"][0]
-    pairs: set[tuple[str, str]] = set()
-    for policy in default.resources("AWS::IAM::Policy").values():
-        if {"Ref": role} not in policy["Properties"]["Roles"]:
-            continue
-        for st in policy["Properties"]["PolicyDocument"]["Statement"]:
-            assert st["Effect"] == "Allow"
-            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            pairs |= {(a, json.dumps(r, sort_keys=True)) for a in actions for r in resources}
-    return pairs
-
-
-def _arn(logical_id: str, attribute: str = "Arn") -> str:
-    return json.dumps({"Fn::GetAtt": [logical_id, attribute]}, sort_keys=True)
 
 
 # --------------------------------------------------------------------------- queue
@@ -232,15 +213,15 @@ def test_embedder_role_grants_exactly_the_listed_actions(
     objects = json.dumps(
         {"Fn::Join": ["", [{"Fn::GetAtt": [ids["source"], "Arn"]}, "/*"]]}, sort_keys=True
     )
-    index = _arn(ids["index"], "IndexArn")
-    queue = _arn(ids["queue"])
+    index = getatt(ids["index"], "IndexArn")
+    queue = getatt(ids["queue"])
     log_group = _function(default, ids["embedder"])["LoggingConfig"]["LogGroup"]["Ref"]
-    logs = _arn(log_group)
-    assert _statements(default, ids["embedder"]) == {
+    logs = getatt(log_group)
+    assert default.granted(ids["embedder"]) == {
         # the current version only (no VersionId is ever read): no s3:GetObjectVersion
         ("s3:GetObject", objects),
         # 404 rather than 403 for a deleted object, so deletes can be confirmed
-        ("s3:ListBucket", _arn(ids["source"])),
+        ("s3:ListBucket", getatt(ids["source"])),
         ("bedrock:InvokeModel", bedrock),
         ("s3vectors:PutVectors", index),
         ("s3vectors:DeleteVectors", index),
@@ -260,12 +241,12 @@ def test_embedder_role_grants_exactly_the_listed_actions(
 
 def test_router_role_may_only_send_to_the_queue(default: Synth, ids: dict[str, str]) -> None:
     log_group = _function(default, ids["router"])["LoggingConfig"]["LogGroup"]["Ref"]
-    assert _statements(default, ids["router"]) == {
-        ("sqs:SendMessage", _arn(ids["queue"])),
+    assert default.granted(ids["router"]) == {
+        ("sqs:SendMessage", getatt(ids["queue"])),
         # Lambda itself puts failed async events into the router's DLQ with this role
-        ("sqs:SendMessage", _arn(ids["router_dlq"])),
-        ("logs:CreateLogStream", _arn(log_group)),
-        ("logs:PutLogEvents", _arn(log_group)),
+        ("sqs:SendMessage", getatt(ids["router_dlq"])),
+        ("logs:CreateLogStream", getatt(log_group)),
+        ("logs:PutLogEvents", getatt(log_group)),
         ("xray:PutTraceSegments", '"*"'),
         ("xray:PutTelemetryRecords", '"*"'),
     }
