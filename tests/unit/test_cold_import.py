@@ -54,7 +54,7 @@ def _imported(module: str, **env: str) -> dict[str, object]:
     return result
 
 
-@pytest.mark.parametrize("module", HANDLERS[:2])
+@pytest.mark.parametrize("module", HANDLERS)
 def test_handlers_build_clients_without_boto3(module: str) -> None:
     """boto3 adds s3transfer (and its multiprocessing imports) for methods we never call."""
     heavy = _imported(module)["heavy"]

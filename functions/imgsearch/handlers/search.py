@@ -9,12 +9,12 @@ logged with its traceback and answered 500 ``internal_error`` without the detail
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
+from botocore.session import get_session
 
 from imgsearch.api_search import SearchApi, error_answer
 from imgsearch.config import PipelineConfig
@@ -22,17 +22,24 @@ from imgsearch.contract import METRICS
 from imgsearch.handlers.tracing import lambda_tracer
 from imgsearch.search import API_SPELLING, IndexInfo, Searcher
 
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3vectors import S3VectorsClient
+
 CFG = PipelineConfig.from_env()
 
 logger = Logger(service=CFG.service_name, level=CFG.log_level)
 metrics = Metrics(namespace=CFG.metrics_namespace, service=CFG.service_name)
 traced = lambda_tracer(CFG.service_name)
 
+# botocore's session, not boto3's (as in the embedder): no s3transfer in the cold start.
+_AWS = get_session()
 _AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
-S3 = boto3.client("s3", config=Config(signature_version="s3v4", connect_timeout=5))
-S3VECTORS = boto3.client("s3vectors", config=_AWS_RETRIES)
+S3: S3Client = _AWS.create_client("s3", config=Config(signature_version="s3v4", connect_timeout=5))
+S3VECTORS: S3VectorsClient = _AWS.create_client("s3vectors", config=_AWS_RETRIES)
 # Bedrock retries are the Embedder's (counted, with backoff): botocore must not retry too.
-BEDROCK = boto3.client(
+BEDROCK: BedrockRuntimeClient = _AWS.create_client(
     "bedrock-runtime",
     config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=10),
 )
