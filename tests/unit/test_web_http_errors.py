@@ -45,6 +45,9 @@ def test_the_tools_errors_are_bad_input_and_refusals_keep_their_status() -> None
     assert _answer(CliError("--k: expected a number")) == (400, "--k: expected a number")
     assert _answer(BucketNotFound("bucket 'b' does not exist"))[0] == 400
     assert _answer(HttpError(404, "no such object")) == (404, "no such object")
+    # A 503 the search API itself answered keeps its words (not "Can't reach S3 Vectors").
+    busy = "search API: service_unavailable: Bedrock did not answer; retry later"
+    assert _answer(HttpError(503, busy)) == (503, busy)
 
 
 def test_a_bug_is_not_an_expected_failure() -> None:
