@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import Any
 
 from bench.lambda_import import lambda_env as bench_lambda_env
-from bench.lambda_import import report_cold_import
+from bench.lambda_import import report_asset_import, report_cold_import
 from imgsearch.batch import BatchRunner
 from imgsearch.config import PipelineConfig
 from imgsearch.embeddings import Embedder
@@ -63,6 +63,12 @@ def cold_import(dimension: int, runs: int) -> None:
         "[s.create_client(n) for n in ('s3', 's3vectors', 'bedrock-runtime')]",
         runs=runs,
         target_ms=TARGET_IMPORT_MS,
+    )
+    report_asset_import(
+        "imgsearch.handlers.embedder",
+        lambda_env(dimension),
+        function_name="imgsearch-embedder-bench",
+        runs=runs,
     )
 
 

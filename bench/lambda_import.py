@@ -9,9 +9,13 @@ modules cost can be read off.
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from imgsearch.config import PipelineConfig
 from infra.paths import FUNCTIONS_DIR
@@ -33,14 +37,20 @@ def in_lambda(env: dict[str, str], function_name: str) -> dict[str, str]:
     return env | {"LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR), "AWS_LAMBDA_FUNCTION_NAME": function_name}
 
 
-def time_import(statement: str, env: dict[str, str]) -> float:
+def time_import(
+    statement: str,
+    env: dict[str, str],
+    *,
+    python: str = sys.executable,
+    flags: tuple[str, ...] = (),
+) -> float:
     """Milliseconds ``statement`` takes in a fresh interpreter."""
     code = (
         "import time; t = time.perf_counter(); "
         f"{statement}; print((time.perf_counter() - t) * 1000)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [python, *flags, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -78,4 +88,37 @@ def report_cold_import(
     return total
 
 
-__all__ = ["in_lambda", "lambda_env", "report_cold_import", "time_import"]
+def report_asset_import(module: str, env: dict[str, str], *, function_name: str, runs: int) -> None:
+    """``import module`` from the bundled asset, on the Lambda runtime's Python version, as
+    Lambda runs it: only the asset on ``sys.path`` and nothing written (``-I -B``; the
+    real ``/var/task`` is read-only). Once with the bytecode the build ships, once
+    without, which is what every cold start paid before ``infra.cold_start``."""
+    from infra.bundling import LocalBundler, lambda_python  # starts jsii: bench-only
+    from infra.lambda_deps import LAMBDA_PYTHON_VERSION
+
+    python = lambda_python()
+    print(f"the bundled asset on Python {LAMBDA_PYTHON_VERSION}, median of {runs} (-I -B)")
+    if python is None:
+        print(f"  skipped: no Python {LAMBDA_PYTHON_VERSION} here (IMGSEARCH_LAMBDA_PYTHON)")
+        return
+    arch = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+    with tempfile.TemporaryDirectory() as tmp:
+        asset = Path(tmp) / "asset"
+        LocalBundler(arch).try_bundle(str(asset))
+        bare = Path(tmp) / "bare"
+        shutil.copytree(asset, bare, ignore=shutil.ignore_patterns("__pycache__"))
+        for label, root in (("with the shipped bytecode", asset), ("without bytecode", bare)):
+            run_env = in_lambda(env, function_name) | {"LAMBDA_TASK_ROOT": str(root)}
+            values = [
+                time_import(
+                    f"import sys; sys.path.insert(0, {str(root)!r}); import {module}",
+                    run_env,
+                    python=str(python),
+                    flags=("-I", "-B"),
+                )
+                for _ in range(runs)
+            ]
+            print(f"  {label:<40} {statistics.median(values):7.1f} ms   (min {min(values):6.1f})")
+
+
+__all__ = ["in_lambda", "lambda_env", "report_asset_import", "report_cold_import", "time_import"]

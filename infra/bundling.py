@@ -3,7 +3,8 @@
 ``make build`` (:mod:`infra.lambda_deps`) installs the locked runtime dependencies
 (``functions/requirements.lock``) for the Lambda platform into
 ``build/lambda-deps-<arch>``. At synth, CDK calls :meth:`LocalBundler.try_bundle`, which
-copies that folder and our ``imgsearch`` package into the asset directory. Both
+copies that folder and our ``imgsearch`` package into the asset directory, and writes
+our package's bytecode for the Lambda's Python (:mod:`infra.cold_start`). Both
 functions share the one asset. ``imgsearch/pricing.py`` stays out: prices serve the
 backfill's cost estimate only, and no handler imports them (an import-linter contract
 in ``pyproject.toml`` keeps it so).
@@ -18,23 +19,29 @@ on each run: every synth would yield a new asset.)
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
-from infra.lambda_deps import STAMP_NAME, DepsBuild
+from infra.cold_start import compile_command, find_lambda_python
+from infra.lambda_deps import LAMBDA_PYTHON_VERSION, STAMP_NAME, DepsBuild
 from infra.paths import BUILD_DIR, FUNCTIONS_DIR, LOCK_NAME
 
 PACKAGE = "imgsearch"
 LEFT_OUT = frozenset({"pricing.py"})
 """Modules of the package's top level that the Lambdas never import."""
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", STAMP_NAME)
+"""What never ships from our package: this machine's bytecode, and the stamp."""
+_DEPS_IGNORED = shutil.ignore_patterns(STAMP_NAME)
+"""The dependencies ship with the bytecode ``make build`` wrote for the Lambda's Python."""
 
 
 class BundlingError(RuntimeError):
@@ -46,10 +53,16 @@ class LocalBundler:
     """Copies the pre-installed dependencies and our package into the asset directory."""
 
     def __init__(
-        self, arch: str, functions_dir: Path = FUNCTIONS_DIR, build_dir: Path = BUILD_DIR
+        self,
+        arch: str,
+        functions_dir: Path = FUNCTIONS_DIR,
+        build_dir: Path = BUILD_DIR,
+        python: Path | Literal["find"] | None = "find",
     ) -> None:
+        """``python`` writes the bytecode (None: none); by default it is looked up."""
         self.functions_dir = functions_dir
-        self.deps = DepsBuild(arch, functions_dir / LOCK_NAME, build_dir)
+        found = lambda_python() if isinstance(python, str) else python
+        self.deps = DepsBuild(arch, functions_dir / LOCK_NAME, build_dir, found)
 
     def check(self) -> None:
         """Fail early, naming the fix, if ``make build`` has not run for these inputs."""
@@ -69,11 +82,25 @@ class LocalBundler:
         self.check()
         out = Path(output_dir)
         shutil.copytree(
-            self.deps.target, out, ignore=_IGNORED, copy_function=_link_or_copy, dirs_exist_ok=True
+            self.deps.target,
+            out,
+            ignore=_DEPS_IGNORED,
+            copy_function=_link_or_copy,
+            dirs_exist_ok=True,
         )
         package = self.functions_dir / PACKAGE
         shutil.copytree(package, out / PACKAGE, ignore=_package_ignore(package))
+        if self.deps.python is not None:  # `make build` warned already when there is none
+            cmd = compile_command(self.deps.python, out / PACKAGE)
+            if subprocess.run(cmd, check=False).returncode != 0:
+                raise BundlingError(f"{self.deps.python} could not compile {package}")
         return True
+
+
+@functools.cache
+def lambda_python() -> Path | None:
+    """The interpreter that writes the asset's bytecode, looked up once per process."""
+    return find_lambda_python(LAMBDA_PYTHON_VERSION)
 
 
 def _package_ignore(package: Path) -> Callable[[str, list[str]], set[str]]:

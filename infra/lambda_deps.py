@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
+from imgsearch.blueprint import LAMBDA_AWS_SERVICES
 from imgsearch.config import Architecture
+from infra.cold_start import (
+    compile_command,
+    find_lambda_python,
+    no_bytecode_warning,
+    prune_botocore_data,
+)
 from infra.paths import BUILD_DIR
 
 """Where the dependency folders go (``build/`` at the repository root, git-ignored)."""
@@ -59,6 +66,9 @@ class DepsBuild:
     lock: Path
     """The hashed, fully pinned requirements (``make lock`` writes it)."""
     build_dir: Path = BUILD_DIR
+    python: Path | None = None
+    """An interpreter of :data:`LAMBDA_PYTHON_VERSION` to write the bytecode with
+    (``infra.cold_start.find_lambda_python``); None ships none, with a warning."""
 
     def __post_init__(self) -> None:
         if self.arch not in _PLATFORMS:
@@ -100,6 +110,8 @@ class DepsBuild:
             "python": LAMBDA_PYTHON_VERSION,
             # the command minus the interpreter and the paths, which may differ per clone
             "pip": self.pip_args(Path("TARGET"))[1:-3],
+            "botocore_services": sorted(LAMBDA_AWS_SERVICES),
+            "bytecode": self.python is not None,
         }
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -125,6 +137,13 @@ class DepsBuild:
             )
         # console scripts are of no use inside a Lambda and carry this machine's paths
         shutil.rmtree(tmp / "bin", ignore_errors=True)
+        if (tmp / "botocore" / "data").is_dir():
+            prune_botocore_data(tmp, LAMBDA_AWS_SERVICES)
+        if self.python is None:
+            print(no_bytecode_warning(LAMBDA_PYTHON_VERSION), file=sys.stderr)
+        elif runner(compile_command(self.python, tmp)) != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BuildError(f"{self.python} could not compile the Lambda dependencies")
         (tmp / STAMP_NAME).write_text(stamp + "\n")
         shutil.rmtree(self.target, ignore_errors=True)
         tmp.rename(self.target)
@@ -166,9 +185,10 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
     )
     args = parser.parse_args(argv)
     arches = ARCHITECTURES if args.arch == "all" else (args.arch,)
+    python = find_lambda_python(LAMBDA_PYTHON_VERSION)
     try:
         for arch in arches:
-            build = DepsBuild(arch, args.lock, args.build_dir)
+            build = DepsBuild(arch, args.lock, args.build_dir, python)
             if build.run(runner, force=args.force):
                 print(f"installed Lambda dependencies for {arch} into {build.target}")
             else:

@@ -93,6 +93,14 @@ VECTOR_ENCRYPTION: Final = "AES256"
 """The vector bucket's server-side encryption (S3-managed keys)."""
 
 
+# --------------------------------------------------------------------------- the Lambda asset
+
+LAMBDA_AWS_SERVICES: tuple[str, ...] = ("s3", "s3vectors", "bedrock-runtime", "sqs", "xray")
+"""The botocore services the functions create clients for (``xray``: the X-Ray SDK's own,
+outside Lambda's facade). The asset keeps botocore's data for these only
+(``infra.cold_start``); a handler that needs another one fails its import test."""
+
+
 # --------------------------------------------------------------------------- outputs
 
 

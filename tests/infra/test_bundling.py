@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.bundling import BundlingError, LocalBundler
-from infra.lambda_deps import STAMP_NAME, DepsBuild
+from infra.bundling import BundlingError, LocalBundler, lambda_python
+from infra.lambda_deps import LAMBDA_PYTHON_VERSION, STAMP_NAME, DepsBuild
 from infra.paths import FUNCTIONS_DIR, LOCK_NAME
 from tests.infra.conftest import Synth, SynthFn
 
@@ -43,7 +43,7 @@ def test_bundle_holds_the_dependencies_and_our_package_without_the_prices(
     DepsBuild("arm64", functions / LOCK_NAME, build).run(_fake_pip)
     out = tmp_path / "asset"
     out.mkdir()
-    assert LocalBundler("arm64", functions, build).try_bundle(str(out)) is True
+    assert LocalBundler("arm64", functions, build, python=None).try_bundle(str(out)) is True
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert files == {
         "boto3/__init__.py",
@@ -55,7 +55,7 @@ def test_bundle_holds_the_dependencies_and_our_package_without_the_prices(
 def test_missing_dependencies_say_run_make_build(tree: tuple[Path, Path], tmp_path: Path) -> None:
     functions, build = tree
     with pytest.raises(BundlingError, match=r"missing .*lambda-deps-x86_64.*run `make build`"):
-        LocalBundler("x86_64", functions, build).try_bundle(str(tmp_path))
+        LocalBundler("x86_64", functions, build, python=None).try_bundle(str(tmp_path))
 
 
 def test_stale_dependencies_say_run_make_build(tree: tuple[Path, Path], tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_stale_dependencies_say_run_make_build(tree: tuple[Path, Path], tmp_path
     DepsBuild("arm64", functions / LOCK_NAME, build).run(_fake_pip)
     (functions / LOCK_NAME).write_text("boto3==1.44.9 --hash=sha256:01\n")
     with pytest.raises(BundlingError, match=r"do not match .*requirements.lock; run `make build`"):
-        LocalBundler("arm64", functions, build).try_bundle(str(tmp_path))
+        LocalBundler("arm64", functions, build, python=None).try_bundle(str(tmp_path))
 
 
 def _asset_dir(synthesized: Synth, function: Any) -> Path:
@@ -89,7 +89,11 @@ def test_synthesized_asset_runs_both_handlers_with_the_platforms_dependencies(
         compiled = {p.name for p in asset.rglob("*.so")}
         assert compiled, "expected wrapt's compiled extension"
         assert all(f"cpython-313-{machine}-linux-gnu" in name for name in compiled), compiled
-        assert not list(asset.rglob("__pycache__"))
+        # bytecode only for the Lambda's Python (infra.cold_start), never this machine's
+        tags = {p.name.split(".")[-2] for p in asset.rglob("*.pyc")}
+        assert tags <= {f"cpython-{LAMBDA_PYTHON_VERSION.replace('.', '')}"}, tags
+        if lambda_python() is not None:
+            assert (asset / "imgsearch" / "handlers" / "__pycache__").is_dir()
         assert not list(asset.rglob(STAMP_NAME))
         assert (FUNCTIONS_DIR / "imgsearch" / "pricing.py").is_file()
         assert not (asset / "imgsearch" / "pricing.py").exists()  # prices are for estimates only

@@ -20,6 +20,8 @@ class FakePip:
 
     def __call__(self, cmd: Sequence[str]) -> int:
         self.calls.append(list(cmd))
+        if "compileall" in cmd:
+            return 0
         target = Path(cmd[cmd.index("--target") + 1])
         (target / "boto3").mkdir(parents=True)
         (target / "boto3" / "__init__.py").write_text("# boto3\n")
@@ -120,3 +122,22 @@ def test_cli_failure_is_one_line_on_stderr(
     err = capsys.readouterr().err
     assert err.startswith("error: pip failed (exit 2)")
     assert err.count("\n") == 1
+
+
+def test_bytecode_is_written_with_the_lambda_python_or_its_absence_is_said(
+    tmp_path: Path, lock: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pip = FakePip()
+    python = Path("/opt/python3.13")
+    with_bytecode = DepsBuild("arm64", lock, tmp_path / "a", python)
+    with_bytecode.run(pip)
+    _install, compile_ = pip.calls
+    assert compile_ == [
+        str(python), "-m", "compileall", "-q", "-j", "0",
+        "--invalidation-mode", "unchecked-hash", str(with_bytecode.target) + ".tmp",
+    ]  # fmt: skip
+    assert capsys.readouterr().err == ""
+    without = DepsBuild("arm64", lock, tmp_path / "b")
+    without.run(FakePip())
+    assert "no Python 3.13 found" in capsys.readouterr().err
+    assert without.expected_stamp() != with_bytecode.expected_stamp()  # a later 3.13 rebuilds

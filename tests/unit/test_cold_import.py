@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from imgsearch.blueprint import LAMBDA_AWS_SERVICES
 from imgsearch.config import PipelineConfig
 from infra.paths import FUNCTIONS_DIR
 
@@ -27,7 +28,12 @@ heavy = [name for name in json.loads(sys.argv[2]) if name in sys.modules]
 import botocore.client
 # X-Ray patches botocore by wrapping BaseClient._make_api_call in a wrapt proxy.
 patched = type(vars(botocore.client.BaseClient)["_make_api_call"]).__name__ == "FunctionWrapper"
-print(json.dumps({"heavy": heavy, "botocore_traced": patched}))
+services = sorted(
+    v.meta.service_model.service_name
+    for v in vars(module).values()
+    if isinstance(v, botocore.client.BaseClient)
+)
+print(json.dumps({"heavy": heavy, "botocore_traced": patched, "services": services}))
 """
 
 
@@ -61,6 +67,14 @@ def test_handlers_build_clients_without_boto3(module: str) -> None:
     assert isinstance(heavy, list)
     assert "boto3" not in heavy
     assert "s3transfer" not in heavy
+
+
+@pytest.mark.parametrize("module", HANDLERS)
+def test_handlers_call_only_services_whose_botocore_data_the_asset_keeps(module: str) -> None:
+    """The asset ships botocore's data for LAMBDA_AWS_SERVICES only (infra.cold_start)."""
+    services = _imported(module)["services"]
+    assert isinstance(services, list) and services
+    assert set(services) <= set(LAMBDA_AWS_SERVICES), services
 
 
 @pytest.mark.parametrize("module", HANDLERS)
