@@ -10,6 +10,7 @@ is in exactly one of {vector stored, permanent failure recorded, message in a DL
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,10 @@ E2E_CONFIG: dict[str, Any] = {
     "embedder_timeout_seconds": 2,
     "max_receive_count": 3,
     "embedder_concurrency": 2,
+    # IMGSEARCH_E2E_BATCH_SIZE=10 runs the whole suite with FIFO batches of up to 10
+    # messages of one group (the local event source delivers them as SQS does);
+    # test_pipeline and test_model_faults run at both sizes in every run.
+    "batch_size": int(os.environ.get("IMGSEARCH_E2E_BATCH_SIZE", "1")),
 }
 
 

@@ -23,6 +23,12 @@ from tests.e2e.conftest import assert_accounted, nearest, upload
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(params=[1, 10], ids=["batch1", "batch10"])
+def cloud(make_cloud: Callable[..., LocalCloud], request: pytest.FixtureRequest) -> LocalCloud:
+    """This module's tests run at batch size 1 and at 10 (FIFO batches of one group)."""
+    return make_cloud(batch_size=request.param)
+
+
 def _stored(cloud: LocalCloud, key: str) -> dict[str, Any]:
     """The metadata of ``key``'s vector ({} if it has none)."""
     found = cloud.client("s3vectors").get_vectors(

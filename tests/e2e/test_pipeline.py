@@ -19,6 +19,12 @@ from tests.e2e.conftest import assert_accounted, nearest, upload, wait_queued
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(params=[1, 10], ids=["batch1", "batch10"])
+def cloud(make_cloud: Callable[..., LocalCloud], request: pytest.FixtureRequest) -> LocalCloud:
+    """This module's tests run at batch size 1 and at 10 (FIFO batches of one group)."""
+    return make_cloud(batch_size=request.param)
+
+
 def test_images_become_vectors_and_both_searches_find_them(cloud: LocalCloud) -> None:
     samples = sample_set(("coffee", "rocket", "retina"), max_side=256)
     for s in samples:
