@@ -27,7 +27,56 @@ _FIVE_MINUTES = cdk.Duration.minutes(5)
 _WIDTH = 24
 """A dashboard row is 24 units wide."""
 SEARCH_5XX_ALARM_PERCENT = 5
+MODEL_CALLS_PER_IMAGE_ALARM = 3
+"""InvokeModel calls per embedded image in 5 minutes above which a wave of calls alarms.
+One image takes one call; retries add some; a loop that keeps re-embedding, or a retry
+storm, shows as several. Scale-free, so a 10M-image backfill at full speed is no alarm."""
 """The search API's 5xx share (of requests in 5 minutes) that alarms."""
+
+
+def _model_calls_per_image(cfg: PipelineConfig) -> cw.MathExpression:
+    """The embedder's InvokeModel calls per image embedded, over 5 minutes.
+
+    Bedrock's ``Invocations`` counts the calls it accepted (those that then failed too)
+    but no throttled ones, so those are added; the search API's own calls on the model
+    (its ``SearchModelCalls`` metric) are taken off. No image embedded gives 0: the other
+    alarms (failed calls, permanent failures, queue age) speak for a pipeline that stalls.
+    """
+
+    def ours(metric_name: str) -> cw.Metric:
+        return cw.Metric(
+            namespace=cfg.metrics_namespace,
+            metric_name=metric_name,
+            dimensions_map={"service": cfg.service_name},
+            statistic="Sum",
+            period=_FIVE_MINUTES,
+        )
+
+    return cw.MathExpression(
+        expression=(
+            "IF(embedded > 0, (FILL(calls, 0) + FILL(throttled, 0) - FILL(search, 0))"
+            " / embedded, 0)"
+        ),
+        using_metrics={
+            "calls": _bedrock_metric(cfg, "Invocations"),
+            "throttled": _bedrock_metric(cfg, "InvocationThrottles"),
+            "search": ours(METRICS.search_model_calls),
+            "embedded": ours(METRICS.images_embedded),
+        },
+        label="InvokeModel calls per embedded image",
+        period=_FIVE_MINUTES,
+    )
+
+
+def _bedrock_metric(cfg: PipelineConfig, metric_name: str) -> cw.Metric:
+    """A Bedrock runtime metric for the configured model (AWS/Bedrock, dimension ModelId)."""
+    return cw.Metric(
+        namespace="AWS/Bedrock",
+        metric_name=metric_name,
+        dimensions_map={"ModelId": cfg.model_id},
+        statistic="Sum",
+        period=_FIVE_MINUTES,
+    )
 
 
 def _failed_model_calls(cfg: PipelineConfig) -> cw.MathExpression:
@@ -39,21 +88,12 @@ def _failed_model_calls(cfg: PipelineConfig) -> cw.MathExpression:
     in the account and Region counts (the CLI's text searches too).
     """
 
-    def bedrock(metric_name: str) -> cw.Metric:
-        return cw.Metric(
-            namespace="AWS/Bedrock",
-            metric_name=metric_name,
-            dimensions_map={"ModelId": cfg.model_id},
-            statistic="Sum",
-            period=_FIVE_MINUTES,
-        )
-
     return cw.MathExpression(
         expression="FILL(throttled, 0) + FILL(client, 0) + FILL(server, 0)",
         using_metrics={
-            "throttled": bedrock("InvocationThrottles"),
-            "client": bedrock("InvocationClientErrors"),
-            "server": bedrock("InvocationServerErrors"),
+            "throttled": _bedrock_metric(cfg, "InvocationThrottles"),
+            "client": _bedrock_metric(cfg, "InvocationClientErrors"),
+            "server": _bedrock_metric(cfg, "InvocationServerErrors"),
         },
         label="failed InvokeModel calls",
         period=_FIVE_MINUTES,
@@ -130,6 +170,15 @@ class Observability(Construct):
                 "log for the reason.",
                 _failed_model_calls(cfg),
                 cfg.model_failed_calls_alarm_threshold,
+            ),
+            self._above(
+                "ModelCallsPerImageAlarm",
+                f"{name}-model-calls-per-image",
+                f"More than {MODEL_CALLS_PER_IMAGE_ALARM} InvokeModel calls on {cfg.model_id} "
+                "per embedded image in 5 minutes: retries, or objects embedded again and "
+                "again (a redrive or verify --fix loop); see the embedder's log.",
+                _model_calls_per_image(cfg),
+                MODEL_CALLS_PER_IMAGE_ALARM,
             ),
             *(
                 self._above(

@@ -20,6 +20,8 @@ import pytest
 from cfnlint.api import lint
 
 from imgsearch.config import ConfigError, PipelineConfig
+from imgsearch.contract import METRICS
+from infra.observability import MODEL_CALLS_PER_IMAGE_ALARM
 from tests.infra.conftest import Synth, SynthFn
 
 VECTOR_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -246,3 +248,34 @@ def test_one_source_key_or_a_list_reads_back_from_the_lambda_environment() -> No
     assert one.source_kms_key_arn == SOURCE_KEYS[:1]
     both = PipelineConfig.from_mapping({"source_kms_key_arn": list(SOURCE_KEYS)})
     assert PipelineConfig.from_env(both.to_lambda_env()) == both
+
+
+def test_a_wave_of_model_calls_per_embedded_image_alarms(synth: SynthFn) -> None:
+    """Successful calls count too: a loop that re-embeds (each call answered) shows as
+    more InvokeModel calls than images embedded, whatever the scale of the run."""
+    s = synth()
+    [alarm] = [
+        a["Properties"]
+        for a in s.resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("AlarmName") == "ImageSearchPipeline-model-calls-per-image"
+    ]
+    assert alarm["Threshold"] == MODEL_CALLS_PER_IMAGE_ALARM
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    expression = next(m["Expression"] for m in metrics.values() if "Expression" in m)
+    # calls = accepted + throttled (Bedrock counts throttles in neither), minus the search
+    # API's own calls on the same model; no images embedded is no ratio (0), not a storm
+    assert expression == (
+        "IF(embedded > 0, (FILL(calls, 0) + FILL(throttled, 0) - FILL(search, 0)) / embedded, 0)"
+    )
+    expected = {
+        "calls": ("AWS/Bedrock", "Invocations"),
+        "throttled": ("AWS/Bedrock", "InvocationThrottles"),
+        "search": ("ImageSearch", METRICS.search_model_calls),
+        "embedded": ("ImageSearch", METRICS.images_embedded),
+    }
+    for id_, (namespace, name) in expected.items():
+        stat = metrics[id_]["MetricStat"]
+        assert (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"]) == (namespace, name)
+        assert (stat["Period"], stat["Stat"]) == (300, "Sum")
