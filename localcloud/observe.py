@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import unquote_plus
 
 from imgsearch.config import PipelineConfig
@@ -28,6 +28,10 @@ from localcloud.services.sqs import SqsServer
 from localcloud.telemetry.logs import LogRecorder
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
     from localcloud.lambdas.runtime import LambdaRuntime
 
 
@@ -114,6 +118,13 @@ class Observation:
     def sqs_server(self) -> SqsServer:
         raise NotImplementedError
 
+    # The clients these views call, typed as ``LocalCloud.client`` types them.
+    @overload
+    def client(self, service: Literal["s3"], **kwargs: Any) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sqs"], **kwargs: Any) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["cloudwatch"], **kwargs: Any) -> CloudWatchClient: ...
     def client(self, service: str, **kwargs: Any) -> Any:
         raise NotImplementedError
 

@@ -17,7 +17,7 @@ import re
 
 from botocore.exceptions import ClientError
 
-from imgsearch.aws_errors import error_code, error_message, http_status
+from imgsearch.aws_errors import THROTTLING_CODES, error_code, error_message, http_status
 
 # Stable machine reasons (logged and used as a metric dimension: never rename).
 THROTTLED = "throttled"
@@ -32,11 +32,10 @@ REJECTED_INPUT = "model_rejected_input"
 MODEL_CONFIGURATION_ERROR = "model_configuration_error"
 UNKNOWN_ERROR = "bedrock_error"
 
-# Bedrock error codes worth retrying inside the invocation, with their reason.
+# Bedrock error codes worth retrying inside the invocation, with their reason. The
+# throttle codes are the shared set, so "is this a throttle?" has one answer everywhere.
 _RETRY_CODES: dict[str, str] = {
-    "ThrottlingException": THROTTLED,
-    "ServiceQuotaExceededException": THROTTLED,
-    "TooManyRequestsException": THROTTLED,
+    **dict.fromkeys(THROTTLING_CODES, THROTTLED),
     "ServiceUnavailableException": SERVICE_UNAVAILABLE,
     "InternalServerException": SERVICE_UNAVAILABLE,
     "ModelNotReadyException": MODEL_NOT_READY,

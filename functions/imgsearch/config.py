@@ -1,10 +1,11 @@
 """The pipeline's one typed configuration: the settings of one deployment.
 
-Model specs live in ``imgsearch.models``, service limits in ``imgsearch.limits``, the
-names shared by the stack and its readers in ``imgsearch.contract``, prices (estimates
-only, not in the Lambda asset) in ``imgsearch.pricing``. The CDK stack reads it from
-``cdk.json`` context (``-c key=value`` overrides), turns it into the Lambda environment
-with :meth:`PipelineConfig.to_lambda_env`, and the Lambdas read it back with
+Model specs live in ``imgsearch.models``, service limits in ``imgsearch.limits``, AWS's
+rules on names, ARNs and timeouts in ``imgsearch.config_rules``, the names shared by the
+stack and its readers in ``imgsearch.contract``, prices (estimates only, not in the Lambda
+asset) in ``imgsearch.pricing``. The CDK stack reads it from ``cdk.json`` context
+(``-c key=value`` overrides), turns it into the Lambda environment with
+:meth:`PipelineConfig.to_lambda_env`, and the Lambdas read it back with
 :meth:`PipelineConfig.from_env`. Scripts and the local cloud call :func:`load_config`.
 Pure Python (no AWS imports): it runs in the Lambda asset, the CDK app and the scripts.
 """
@@ -14,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
+from imgsearch import config_rules as rules
 from imgsearch.api_settings import SearchApiSettings
 from imgsearch.budget import RESERVE_SECONDS_MIN, min_timeout_seconds
 from imgsearch.limits import LIMITS
@@ -36,10 +37,6 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------- config
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".gif", ".webp")
-LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
-    1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)  # fmt: skip
 Architecture = Literal["arm64", "x86_64"]
 InventoryFrequency = Literal["Daily", "Weekly"]
 DistanceMetric = Literal["cosine", "euclidean"]
@@ -272,70 +269,17 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def _allowed(key: str, value: Any, allowed: tuple[Any, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(
-            f"config key {key!r}: {value!r} is not allowed; allowed values: "
-            + ", ".join(str(a) for a in allowed)
-        )
-
-
-def _at_least(key: str, value: int, minimum: int, why: str = "") -> None:
-    if value < minimum:
-        raise ConfigError(f"config key {key!r}: {value} is below the minimum {minimum}{why}")
-
-
-_NAME_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    (
-        "vector_bucket_name",
-        re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"),
-        "use 3-63 lowercase letters, digits and hyphens, starting and ending alphanumeric",
-    ),
-    (
-        "index_name",
-        re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
-        "use 3-63 lowercase letters, digits, hyphens and dots, starting and ending alphanumeric",
-    ),
-    *(
-        (
-            key,
-            re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo"),
-            "use up to 80 letters, digits, hyphens and underscores, ending in '.fifo'",
-        )
-        for key in ("queue_name", "dlq_name")
-    ),
-    (
-        "router_dlq_name",
-        re.compile(r"[A-Za-z0-9_-]{1,80}"),
-        "use up to 80 letters, digits, hyphens and underscores",
-    ),
-)
-"""Naming rules of S3 Vectors and SQS, checked here so a bad name fails synth, not deploy."""
-
-
-VISIBILITY_TIMEOUT_FACTOR = 6
-"""AWS's rule for an SQS event source: visibility timeout >= 6 x function timeout, so a
-message is not handed out again while throttled retries of it are still going."""
-
-
-def _check_visibility_timeout(cfg: PipelineConfig) -> None:
-    """The one check of this rule: the stack and the local cloud both build a config."""
-    needed = VISIBILITY_TIMEOUT_FACTOR * cfg.embedder_timeout_seconds
-    if cfg.visibility_timeout_seconds < needed:
-        raise ConfigError(
-            "config keys 'visibility_timeout_seconds' and 'embedder_timeout_seconds': the "
-            f"queue's visibility timeout ({cfg.visibility_timeout_seconds} s) must be at least "
-            f"{VISIBILITY_TIMEOUT_FACTOR} x the embedder timeout "
-            f"({cfg.embedder_timeout_seconds} s) = {needed} s; raise the first or lower "
-            "the second"
-        )
+def _check(problem: str | None) -> None:
+    """A rule's problem (see :mod:`imgsearch.config_rules`) fails the config."""
+    if problem:
+        raise ConfigError(problem)
 
 
 def _validate(cfg: PipelineConfig) -> None:
     hints = get_type_hints(PipelineConfig)
     for f in fields(cfg):
         if getattr(hints[f.name], "__origin__", None) is Literal:
-            _allowed(f.name, getattr(cfg, f.name), get_args(hints[f.name]))
+            _check(rules.not_allowed(f.name, getattr(cfg, f.name), get_args(hints[f.name])))
     try:
         model = parse_model_id(cfg.model_id).spec
     except UnknownModelError as exc:
@@ -345,19 +289,12 @@ def _validate(cfg: PipelineConfig) -> None:
             f"config key 'dimension': {cfg.dimension} is not a dimension {model.model_id} "
             f"produces; allowed values: {', '.join(map(str, model.dimensions))}"
         )
-    _allowed("log_retention_days", cfg.log_retention_days, LOG_RETENTION_DAYS)
-    _allowed("log_level", cfg.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"))
-    for key in ("queue_name", "dlq_name"):
-        if not getattr(cfg, key).endswith(".fifo"):
-            raise ConfigError(f"config key {key!r}: a FIFO queue name must end in '.fifo'")
-    if cfg.router_dlq_name.endswith(".fifo"):
-        raise ConfigError(
-            "config key 'router_dlq_name': a Lambda dead-letter queue must be a standard "
-            "queue; drop the '.fifo'"
-        )
-    for key, pattern, allowed in _NAME_RULES:
-        if not pattern.fullmatch(getattr(cfg, key)):
-            raise ConfigError(f"config key {key!r}: {getattr(cfg, key)!r} is not valid; {allowed}")
+    _check(
+        rules.not_allowed("log_retention_days", cfg.log_retention_days, rules.LOG_RETENTION_DAYS)
+    )
+    _check(rules.not_allowed("log_level", cfg.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")))
+    names = {key: getattr(cfg, key) for key in rules.NAMED_KEYS}
+    _check(rules.fifo_suffix_problem(names) or rules.name_problem(names))
     if not 1 <= cfg.message_groups <= 100_000:
         raise ConfigError("config key 'message_groups': must be between 1 and 100000")
     if not 0 <= cfg.visibility_timeout_seconds <= 43_200:
@@ -367,36 +304,44 @@ def _validate(cfg: PipelineConfig) -> None:
     for key in ("dlq_retention_days", "queue_retention_days"):
         if not 1 <= getattr(cfg, key) <= 14:
             raise ConfigError(f"config key {key!r}: SQS keeps messages 1..14 days")
-    _at_least("inventory_retention_days", cfg.inventory_retention_days, 1)
+    _check(rules.below("inventory_retention_days", cfg.inventory_retention_days, 1))
     if not 1 <= cfg.embedder_timeout_seconds <= 900:
         raise ConfigError("config key 'embedder_timeout_seconds': must be 1..900")
-    _at_least(
-        "embedder_timeout_seconds",
-        cfg.embedder_timeout_seconds,
-        min_timeout_seconds(),
-        f" (the embedder keeps at least {RESERVE_SECONDS_MIN:.0f} s in reserve to write "
-        "vectors and answer SQS; a shorter timeout leaves no time for any message)",
+    _check(
+        rules.below(
+            "embedder_timeout_seconds",
+            cfg.embedder_timeout_seconds,
+            min_timeout_seconds(),
+            f" (the embedder keeps at least {RESERVE_SECONDS_MIN:.0f} s in reserve to write "
+            "vectors and answer SQS; a shorter timeout leaves no time for any message)",
+        )
     )
-    _check_visibility_timeout(cfg)
-    _at_least(
-        "embedder_concurrency",
-        cfg.embedder_concurrency,
-        LIMITS.lambda_min_event_source_max_concurrency,
-        " (the SQS event source's maximum concurrency must be at least 2)",
+    _check(
+        rules.visibility_timeout_problem(
+            cfg.visibility_timeout_seconds, cfg.embedder_timeout_seconds
+        )
     )
-    _check_reserved_concurrency(cfg)
+    _check(
+        rules.below(
+            "embedder_concurrency",
+            cfg.embedder_concurrency,
+            LIMITS.lambda_min_event_source_max_concurrency,
+            " (the SQS event source's maximum concurrency must be at least 2)",
+        )
+    )
+    _check(rules.reserved_concurrency_problem(cfg.reserved_concurrency, cfg.embedder_concurrency))
     if not 1 <= cfg.batch_size <= 10:
         raise ConfigError("config key 'batch_size': a FIFO event source takes 1..10")
-    _at_least("embed_pool_size", cfg.embed_pool_size, 1)
+    _check(rules.below("embed_pool_size", cfg.embed_pool_size, 1))
     if not 128 <= cfg.embedder_memory_mb <= 10_240:
         raise ConfigError("config key 'embedder_memory_mb': must be 128..10240")
     if not 128 <= cfg.router_memory_mb <= 10_240:
         raise ConfigError("config key 'router_memory_mb': must be 128..10240")
-    _at_least("oldest_message_alarm_seconds", cfg.oldest_message_alarm_seconds, 60)
-    _at_least("permanent_failures_alarm_threshold", cfg.permanent_failures_alarm_threshold, 0)
-    _at_least("max_model_attempts_per_object", cfg.max_model_attempts_per_object, 1)
-    _at_least("model_failed_calls_alarm_threshold", cfg.model_failed_calls_alarm_threshold, 0)
-    _check_owner_and_keys(cfg)
+    for key, minimum in _MINIMUMS:
+        _check(rules.below(key, getattr(cfg, key), minimum))
+    kms_keys = [("kms_key_arn", cfg.kms_key_arn)] if cfg.kms_key_arn else []
+    kms_keys += [("source_kms_key_arn", arn) for arn in cfg.source_kms_key_arn]
+    _check(rules.owner_and_keys_problem(cfg.source_bucket_owner, kms_keys))
     if not cfg.suffixes:
         raise ConfigError("config key 'suffixes': at least one suffix is needed")
     for s in cfg.suffixes:
@@ -404,53 +349,16 @@ def _validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"config key 'suffixes': {s!r} must start with '.'")
     if not cfg.prefixes:
         raise ConfigError("config key 'prefixes': use [\"\"] for the whole bucket")
-    if problem := cfg.search_api_problem():
-        raise ConfigError(problem)
+    _check(cfg.search_api_problem())
 
 
-_ACCOUNT_ID = re.compile(r"[0-9]{12}")
-_KMS_KEY_ARN = re.compile(r"arn:aws[-a-z0-9]*:kms:[-a-z0-9]+:[0-9]{12}:key/[-A-Za-z0-9]+")
-"""A KMS key ARN (the pattern of S3 Vectors' ``kmsKeyArn``, API_S3VectorBuckets_Encryption
-Configuration); IAM grants ``kms:Decrypt`` on key ARNs, so aliases are refused too."""
-
-
-def _check_owner_and_keys(cfg: PipelineConfig) -> None:
-    if cfg.source_bucket_owner and not _ACCOUNT_ID.fullmatch(cfg.source_bucket_owner):
-        raise ConfigError(
-            f"config key 'source_bucket_owner': {cfg.source_bucket_owner!r} is not an "
-            "account id; use the 12 digits of the account that owns the source bucket, or "
-            "leave it empty for the deploying account"
-        )
-    keys = [("kms_key_arn", cfg.kms_key_arn)] if cfg.kms_key_arn else []
-    keys += [("source_kms_key_arn", arn) for arn in cfg.source_kms_key_arn]
-    for key, arn in keys:
-        if not _KMS_KEY_ARN.fullmatch(arn):
-            raise ConfigError(
-                f"config key {key!r}: {arn!r} is not a KMS key ARN; use "
-                "arn:aws:kms:<region>:<account>:key/<key-id> (not an alias or a key id)"
-            )
-
-
-def _check_reserved_concurrency(cfg: PipelineConfig) -> None:
-    """Below the event source's maximum, the pollers would invoke more copies than may
-    run: the throttled messages return to the queue and count towards the DLQ."""
-    reserved, maximum = cfg.reserved_concurrency, cfg.embedder_concurrency
-    if reserved < -1:
-        raise ConfigError(
-            f"config key 'reserved_concurrency': {reserved} is not allowed; use -1 (follow "
-            "embedder_concurrency), 0 (reserve none) or a number of at least embedder_concurrency"
-        )
-    if 0 < reserved < maximum:
-        fix = (
-            f"set embedder_concurrency={reserved} too"
-            if reserved >= LIMITS.lambda_min_event_source_max_concurrency
-            else f"use at least {maximum}"
-        )
-        raise ConfigError(
-            f"config key 'reserved_concurrency': {reserved} is below embedder_concurrency "
-            f"({maximum}), so the event source would be throttled and messages would reach "
-            f"the DLQ; {fix}, or reserved_concurrency=0 (reserve none)"
-        )
+_MINIMUMS: tuple[tuple[str, int], ...] = (
+    ("oldest_message_alarm_seconds", 60),
+    ("permanent_failures_alarm_threshold", 0),
+    ("max_model_attempts_per_object", 1),
+    ("model_failed_calls_alarm_threshold", 0),
+)
+"""Lower bounds of the alarm and attempt settings, checked in this order."""
 
 
 __all__ = [

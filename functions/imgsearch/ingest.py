@@ -1,7 +1,8 @@
 """One queue message -> the index converged on its object (I/O).
 
 :class:`ObjectConverger` walks one message through the steps in ``imgsearch.converge``
-against S3, Bedrock (via :class:`~imgsearch.embeddings.Embedder`) and S3 Vectors (via
+against S3 (via :class:`~imgsearch.source_objects.SourceObjects`), Bedrock (via
+:class:`~imgsearch.embeddings.Embedder`) and S3 Vectors (via
 :class:`~imgsearch.vectors.VectorIndex`) and returns a :class:`MessageResult`; it never
 raises for a message. A new vector is not written here but handed back in the result,
 so that ``imgsearch.batch`` writes all vectors of a batch in one ``PutVectors``; after a
@@ -20,20 +21,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from imgsearch import converge, upgrade
-from imgsearch.aws_errors import client_error_text, error_code, http_status
+from imgsearch.aws_errors import client_error_text
 from imgsearch.bedrock_errors import CONNECTION_ERROR
 from imgsearch.config import PipelineConfig
 from imgsearch.contract import OUTCOME_FIELDS
 from imgsearch.embeddings import Embedder, EmbeddingError, delivery_attempts
-from imgsearch.images import HEADER_READ_BYTES, ImageInfo, UnsupportedImage, sniff
-from imgsearch.message_result import Log, MessageResult, keeping_vector, refused_name, s3_error_text
+from imgsearch.images import ImageInfo, UnsupportedImage, sniff
+from imgsearch.message_result import Log, MessageResult, keeping_vector
 from imgsearch.messages import ObjectMessage, now_iso, vector_key
+from imgsearch.source_objects import SourceObjects
 from imgsearch.vectors import (
     VectorIndex,
     VectorRecord,
@@ -46,7 +47,6 @@ from imgsearch.vectors import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, HeadObjectRequestTypeDef
 
 RECHECK_AFTER_SECONDS = 2.0
 """An embedding this long (or any by S3 location) is followed by a HeadObject: if the
@@ -72,7 +72,7 @@ class ObjectConverger:
     ) -> None:
         self.cfg = cfg
         self.model = cfg.model
-        self.s3 = s3
+        self.source = SourceObjects(s3, owner=cfg.source_bucket_owner, model=self.model)
         self.embedder = embedder
         self.index = index
         self.log: Log = logger or logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class ObjectConverger:
         size = msg.size
         modified: int | None = None
         if msg.kind == "delete" or etag is None:
-            head = self._head(msg, result)
+            head = self.source.head(msg, result)
             if head is None:
                 return self._delete(result, vkey)
             if isinstance(head, MessageResult):
@@ -157,7 +157,12 @@ class ObjectConverger:
             stored = None  # deleted meanwhile: embed it afresh
         had_vector = stored is not None
 
-        read = self._read(msg, etag, size, result, had_vector=had_vector)
+        try:
+            read = self.source.read(msg, etag, size, result)
+        except UnsupportedImage as exc:  # S3 says empty or archived
+            return self._bad_bytes(result, exc.reason, exc.detail, vkey, had_vector)
+        if read is None:
+            return self._delete(result, vkey)
         if isinstance(read, MessageResult):
             return read
         data, total, modified = read
@@ -220,14 +225,14 @@ class ObjectConverger:
         if not upgrade.missing_keys(stored, **who):
             return result.end("unchanged")
         if modified is None:  # LastModified is in no message: one HeadObject
-            head = self._head(msg, result)
+            head = self.source.head(msg, result)
             if head is None:
                 return self._delete(result, result.fields["vector_key"])
             if isinstance(head, MessageResult):
                 return head
-            if head[0] != etag:
+            if head.etag != etag:
                 return result.end("stale_skipped", detail=f"object no longer has ETag {etag}")
-            modified = head[2]
+            modified = head.modified
         record = upgrade.upgraded_record(
             self.index, result.fields["vector_key"], stored, **who, modified_epoch=modified
         )
@@ -334,7 +339,7 @@ class ObjectConverger:
         if route != "s3" and not slow:
             return None
         result.fields["etag_rechecked"] = True
-        head = self._head(msg, result)
+        head = self.source.head(msg, result)
         if isinstance(head, MessageResult):
             return head  # transient: the message comes back
         if head is None:
@@ -343,88 +348,14 @@ class ObjectConverger:
                 "stale_skipped",
                 detail=f"object deleted while ETag {etag} was embedded; its delete event follows",
             )
-        if head[0] != etag:
-            result.fields["current_etag"] = head[0]
+        if head.etag != etag:
+            result.fields["current_etag"] = head.etag
             return result.end(
                 "stale_skipped",
-                detail=f"object changed from ETag {etag} to {head[0]} while it was embedded; "
+                detail=f"object changed from ETag {etag} to {head.etag} while it was embedded; "
                 "its newer event follows",
             )
         return None
-
-    def _head(
-        self, msg: ObjectMessage, result: MessageResult
-    ) -> tuple[str, int, int | None] | MessageResult | None:
-        """(etag, size, LastModified epoch) of the current object, None if it is gone, or
-        the message's end."""
-        request: HeadObjectRequestTypeDef = {"Bucket": msg.bucket, "Key": msg.key}
-        if self.cfg.source_bucket_owner:
-            request["ExpectedBucketOwner"] = self.cfg.source_bucket_owner
-        try:
-            head = self.s3.head_object(**request)
-        except ParamValidationError as exc:
-            return refused_name(result, exc)
-        except ClientError as exc:
-            verdict, reason = converge.classify_s3_error(error_code(exc), http_status(exc))
-            if verdict == "gone":
-                return None
-            return result.fail(reason, s3_error_text(exc, reason), transient=True)
-        etag = converge.normalize_etag(head.get("ETag"))
-        if etag is None:
-            return result.fail(converge.S3_ERROR, "HeadObject returned no ETag", transient=True)
-        return etag, int(head.get("ContentLength") or 0), _epoch(head.get("LastModified"))
-
-    def _read(
-        self,
-        msg: ObjectMessage,
-        etag: str,
-        size: int | None,
-        result: MessageResult,
-        *,
-        had_vector: bool,
-    ) -> tuple[bytes, int, int | None] | MessageResult:
-        """(leading bytes, total size, LastModified epoch) of the object at ``etag``, or
-        the message's end."""
-        vkey: str = result.fields["vector_key"]
-        request: GetObjectRequestTypeDef = {
-            "Bucket": msg.bucket,
-            "Key": msg.key,
-            "IfMatch": f'"{etag}"',
-        }
-        if self.cfg.source_bucket_owner:
-            # S3 refuses (403) when another account owns a bucket of this name.
-            request["ExpectedBucketOwner"] = self.cfg.source_bucket_owner
-        if size != 0:
-            limit = converge.read_limit(size, self.model, HEADER_READ_BYTES)
-            request["Range"] = f"bytes=0-{limit - 1}"
-        try:
-            response = self.s3.get_object(**request)
-            data: bytes = response["Body"].read()
-        except ParamValidationError as exc:
-            return refused_name(result, exc)
-        except ClientError as exc:
-            verdict, reason = converge.classify_s3_error(error_code(exc), http_status(exc))
-            if verdict == "gone":
-                return self._delete(result, vkey)
-            if verdict == "stale":
-                return result.end(
-                    "stale_skipped",
-                    detail=f"object no longer has ETag {etag}; its newer event follows",
-                )
-            if verdict == "empty":
-                return self._bad_bytes(result, "empty", "the object is empty", vkey, had_vector)
-            if verdict == "archived":
-                return self._bad_bytes(
-                    result,
-                    reason,
-                    "the object is in an archive storage class; restore it to index it",
-                    vkey,
-                    had_vector,
-                )
-            return result.fail(reason, s3_error_text(exc, reason), transient=True)
-        result.bytes_read += len(data)
-        total = converge.total_size(response.get("ContentRange"), len(data))
-        return data, total, _epoch(response.get("LastModified"))
 
     # ------------------------------------------------------------------ endings
 
@@ -444,10 +375,6 @@ class ObjectConverger:
             self.index.delete([vkey])
             result.fields["stale_vector_deleted"] = True
         return result.fail(reason, detail, transient=False)
-
-
-def _epoch(value: datetime | None) -> int | None:
-    return epoch_seconds(value) if value is not None else None
 
 
 __all__ = ["MODEL_BUDGET_SPENT", "RECHECK_AFTER_SECONDS", "Log", "MessageResult", "ObjectConverger"]

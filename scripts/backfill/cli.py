@@ -242,7 +242,7 @@ def _main(argv: list[str] | None, out: Summary) -> int:
         opts.checkpoint_every = (
             args.checkpoint_every
             if args.checkpoint_every is not None
-            else (5.0 if args.checkpoint.startswith("s3://") else 0.0)
+            else (5.0 if is_s3_uri(args.checkpoint) else 0.0)
         )
         checkpoint = _load_checkpoint(store, source, identity, restart=args.restart)
         if checkpoint.complete:

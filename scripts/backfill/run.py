@@ -2,7 +2,8 @@
 
 Progress is checkpointed after acknowledged batches (gap-free: see
 :class:`scripts.backfill.sender.Watermark`), so a run stopped by Ctrl-C, an error or a
-crash continues where it stopped; :meth:`Backfill.summary` is what the CLI prints.
+crash continues where it stopped; :meth:`Backfill.summary` is what the CLI prints (built
+by ``scripts.backfill.tally``, which keeps the counters).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -37,28 +37,13 @@ from scripts.backfill.sender import (
     Watermark,
 )
 from scripts.backfill.sources import Input, Source
+from scripts.backfill.tally import Stats, run_summary
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 DEFAULT_REJECTS = "imgsearch-backfill.rejected.jsonl"
 BATCH = LIMITS.sqs_batch_max_entries
-
-
-@dataclass
-class Stats:
-    """This run's counters (the checkpoint keeps the totals over all runs)."""
-
-    rows: int = 0
-    selected: int = 0
-    selected_bytes: int = 0
-    key_bytes: int = 0
-    sent: int = 0
-    rejected: int = 0
-    retried_entries: int = 0
-    throttled_calls: int = 0
-    calls: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -117,8 +102,6 @@ class Backfill:
         self.stats = Stats()
         self.stop_reason: str | None = None
         self.error: BaseException | None = None
-        self.samples: list[dict[str, Any]] = []
-        self.skipped_samples: dict[str, list[str]] = {}
         self._watermark: Watermark[Ticket] = Watermark()
         self._dirty = False
         self._last_save = 0.0
@@ -204,13 +187,13 @@ class Backfill:
                     reason = reason or "invalid_name"
                     stats.skipped[reason] += 1
                     if dry:
-                        self._sample_skip(reason, row)
+                        stats.sample_skip(reason, row.key, self.opts.samples)
                 else:
                     stats.selected += 1
                     stats.selected_bytes += row.size or 0
                     stats.key_bytes += len(row.key.encode("utf-8"))
                     if dry:
-                        self._sample(row)
+                        stats.sample(f"s3://{bucket}/{row.key}", row.size, self.opts.samples)
                     else:
                         entries.append(
                             to_send_entry(msg, self.cfg.message_groups, str(len(entries)))
@@ -337,15 +320,6 @@ class Backfill:
 
     # ------------------------------------------------------------------ reporting
 
-    def _sample(self, row: InventoryRow) -> None:
-        if len(self.samples) < self.opts.samples:
-            self.samples.append({"uri": f"s3://{self.source.bucket}/{row.key}", "size": row.size})
-
-    def _sample_skip(self, reason: str, row: InventoryRow) -> None:
-        bucket = self.skipped_samples.setdefault(reason, [])
-        if len(bucket) < min(3, self.opts.samples):
-            bucket.append(row.key)
-
     def _fraction(self) -> float | None:
         total = sum(i.weight for i in self.source.inputs)
         if self.source.format == "ListObjectsV2" or not total:
@@ -378,58 +352,29 @@ class Backfill:
             self.reporter.update(self.snapshot())
 
     def summary(self) -> dict[str, Any]:
-        elapsed = time.monotonic() - self._start
-        stats = self.stats
-        if self.error is not None:
-            status = "failed"
-        elif self.stop_reason:
-            status = "interrupted"
-        elif self.opts.dry_run:
-            status = "dry_run"
-        else:
-            status = "complete"
-        done = sum(1 for i in self.source.inputs if self.cp.progress(i.name).done)
-        out: dict[str, Any] = {
-            "status": status,
-            "input": self.source.description,
-            "format": self.source.format,
-            "source_bucket": self.source.bucket,
-            "dry_run": self.opts.dry_run,
-            "rows_read": stats.rows,
-            "selected": stats.selected,
-            "selected_bytes": stats.selected_bytes,
-            "sent": stats.sent,
-            "rejected": stats.rejected,
-            "skipped": dict(sorted(stats.skipped.items())),
-            "inputs": {"total": len(self.source.inputs), "done": done},
-            "elapsed_s": round(elapsed, 3),
-        }
-        if not self.opts.dry_run:
-            out.update(
-                messages_per_second=round(stats.sent / elapsed, 1) if elapsed > 0 else 0.0,
-                sqs_calls=stats.calls,
-                retried_entries=stats.retried_entries,
-                throttled_calls=stats.throttled_calls,
-                total_sent_all_runs=self.cp.sent,
-            )
-            if stats.rejected:
-                out["rejects_file"] = str(self.opts.rejects)
-        else:
-            out["samples"] = self.samples
-            out["skipped_samples"] = self.skipped_samples
-            work = Workload(stats.selected, stats.selected_bytes, stats.key_bytes)
-            out["estimate"] = estimate(
+        """What the CLI prints: see :func:`scripts.backfill.tally.run_summary`."""
+        opts = self.opts
+
+        def estimate_of(work: Workload) -> dict[str, Any]:
+            return estimate(
                 work,
                 self.cfg,
-                latency_s=self.opts.latency,
-                put_latency_s=self.opts.put_latency,
-                bedrock_rpm=self.opts.bedrock_rpm,
+                latency_s=opts.latency,
+                put_latency_s=opts.put_latency,
+                bedrock_rpm=opts.bedrock_rpm,
             ).as_dict()
-        if self.error is not None:
-            out["error"] = str(self.error)
-        if self.stop_reason:
-            out["stopped_by"] = self.stop_reason
-        return out
+
+        return run_summary(
+            self.stats,
+            self.source,
+            self.cp,
+            elapsed=time.monotonic() - self._start,
+            dry_run=opts.dry_run,
+            rejects=opts.rejects,
+            error=self.error,
+            stop_reason=self.stop_reason,
+            estimate=estimate_of,
+        )
 
 
 def _message(bucket: str, row: InventoryRow, event_time: str) -> ObjectMessage | None:

@@ -29,7 +29,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from imgsearch.aws_errors import error_code
+from imgsearch.aws_errors import error_code, error_message
 from imgsearch.config import ConfigError, PipelineConfig, load_config
 from imgsearch.s3uri import S3UriError
 from imgsearch.search_errors import SearchError
@@ -247,7 +247,7 @@ def describe_aws_error(exc: BaseException) -> str:
         return f"cannot reach {where}: check the network, --region and --endpoint-url"
     if isinstance(exc, ClientError):
         op = getattr(exc, "operation_name", "") or "AWS call"
-        message = exc.response.get("Error", {}).get("Message", "")
+        message = error_message(exc)
         code = error_code(exc)
         hint = ""
         if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):

@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from imgsearch.aws_errors import error_code
+from imgsearch.aws_errors import error_code, is_missing_bucket
 from scripts.common.errors import ToolError
 
 if TYPE_CHECKING:
@@ -319,10 +319,9 @@ def delete_bucket(s3: S3Client, name: str, *, attempts: int = 5) -> None:
             s3.delete_bucket(Bucket=name)
             return
         except ClientError as exc:
-            code = error_code(exc)
-            if code == "NoSuchBucket":
+            if is_missing_bucket(exc):
                 return
-            if code != "BucketNotEmpty" or attempt == attempts - 1:
+            if error_code(exc) != "BucketNotEmpty" or attempt == attempts - 1:
                 raise
             time.sleep(5)
 

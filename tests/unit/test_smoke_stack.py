@@ -242,3 +242,17 @@ def test_destroy_removes_the_recorded_stack_and_the_buckets_it_retains(
     assert not names & set(retained)
     assert not record_file.exists()
     assert "removed stack imgsearch-smoke-z" in capsys.readouterr().out
+
+
+def test_delete_bucket_empties_every_version_and_a_missing_bucket_is_already_gone(
+    aws: None,
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="smoke-left")
+    s3.put_bucket_versioning(Bucket="smoke-left", VersioningConfiguration={"Status": "Enabled"})
+    for body in (b"1", b"2"):
+        s3.put_object(Bucket="smoke-left", Key="a.jpg", Body=body)
+    s3.delete_object(Bucket="smoke-left", Key="a.jpg")
+    stack.delete_bucket(s3, "smoke-left")
+    assert "smoke-left" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    stack.delete_bucket(s3, "smoke-left")  # NoSuchBucket: nothing left to do, no error
