@@ -130,6 +130,16 @@ def _lane_of(item: BatchItem) -> str:
     return vector_key(msg.bucket, msg.key)
 
 
+def _object_fields(item: BatchItem) -> dict[str, Any]:
+    """``bucket``, ``key`` and ``vector_key`` for a failed message's log line, when its
+    body parses (so the line can be found by object); empty when it does not."""
+    try:
+        msg = parse_message(item.body)
+    except MessageError:
+        return {}
+    return {"bucket": msg.bucket, "key": msg.key, "vector_key": vector_key(msg.bucket, msg.key)}
+
+
 class BatchRunner:
     """Runs a batch of messages through one :class:`ObjectConverger` (module docstring)."""
 
@@ -182,8 +192,11 @@ class BatchRunner:
                 blocked = blocked or failures.blocks(item)
                 result = self._run_one(item, deadline, blocked, pending)
             except Exception as exc:  # a bug must not end the batch (module docstring)
-                self.log.exception("unexpected error", extra={"message_id": item.message_id})
-                result = MessageResult("transient_failure", fields={}).fail(
+                fields = _object_fields(item)
+                self.log.exception(
+                    "unexpected error", extra={"message_id": item.message_id, **fields}
+                )
+                result = MessageResult("transient_failure", fields=fields).fail(
                     converge.UNEXPECTED_ERROR, f"{type(exc).__name__}: {exc}", transient=True
                 )
             result.fields = {"message_id": item.message_id, **result.fields}

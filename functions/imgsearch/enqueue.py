@@ -50,13 +50,24 @@ class Skipped:
 def messages_from_event(
     event: dict[str, Any], selection: KeySelection
 ) -> tuple[list[ObjectMessage], list[Skipped]]:
-    """The messages an S3 notification event asks for, and what was skipped and why."""
+    """The messages an S3 notification event asks for, and what was skipped and why.
+
+    Whatever the event holds (anyone who may invoke the router or write its DLQ can
+    send anything), a record it cannot read is skipped as ``not_object_event``.
+    """
+    if not isinstance(event, dict):
+        return [], [Skipped(SKIP_NOT_OBJECT_EVENT, "event: expected a JSON object")]
     if is_test_event(event):
         return [], [Skipped(SKIP_TEST_EVENT, "s3:TestEvent sent when notifications are set up")]
+    records = event.get("Records")
+    if records is None:
+        return [], []
+    if not isinstance(records, list):
+        return [], [Skipped(SKIP_NOT_OBJECT_EVENT, "field 'Records': expected a list")]
     messages: list[ObjectMessage] = []
     skipped: list[Skipped] = []
-    for record in event.get("Records") or []:
-        if is_test_event(record):
+    for record in records:
+        if isinstance(record, dict) and is_test_event(record):
             skipped.append(Skipped(SKIP_TEST_EVENT, "s3:TestEvent"))
             continue
         try:
@@ -65,17 +76,7 @@ def messages_from_event(
             skipped.append(Skipped(SKIP_INVALID_NAME, str(exc)))
             continue
         except MessageError as exc:
-            s3 = record.get("s3") if isinstance(record, dict) else None
-            bucket = ((s3 or {}).get("bucket") or {}).get("name")
-            raw_key = ((s3 or {}).get("object") or {}).get("key")
-            skipped.append(
-                Skipped(
-                    SKIP_NOT_OBJECT_EVENT,
-                    str(exc),
-                    bucket,
-                    unquote_plus(raw_key) if isinstance(raw_key, str) else None,
-                )
-            )
+            skipped.append(Skipped(SKIP_NOT_OBJECT_EVENT, str(exc), *_names(record)))
             continue
         why = selection.reason_skipped(msg.key)
         if why is not None:
@@ -85,6 +86,19 @@ def messages_from_event(
             continue
         messages.append(msg)
     return messages, skipped
+
+
+def _names(record: Any) -> tuple[str | None, str | None]:
+    """The bucket and (decoded) key a record names, where they are strings: for the log."""
+    s3 = record.get("s3") if isinstance(record, dict) else None
+    bucket = s3.get("bucket") if isinstance(s3, dict) else None
+    obj = s3.get("object") if isinstance(s3, dict) else None
+    name = bucket.get("name") if isinstance(bucket, dict) else None
+    key = obj.get("key") if isinstance(obj, dict) else None
+    return (
+        name if isinstance(name, str) else None,
+        unquote_plus(key) if isinstance(key, str) else None,
+    )
 
 
 @dataclass(frozen=True)

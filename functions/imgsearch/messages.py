@@ -16,7 +16,7 @@ import re
 import reprlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote_plus
 
 SCHEMA_VERSION = 1
@@ -241,16 +241,19 @@ def from_s3_record(record: dict[str, Any]) -> ObjectMessage:
     """Build a message from one S3 event notification record.
 
     S3 URL-encodes keys in events and writes spaces as ``+``; the key is decoded
-    here so everything downstream sees the real object key.
+    here so everything downstream sees the real object key. Any record that is not
+    S3's shape (a field missing or of the wrong type: anyone who may invoke the router
+    or write its DLQ can send one) raises :class:`MessageError` naming the field, so the
+    router skips it as it skips other records it cannot use, and never sends a message
+    the embedder would refuse.
     """
-    try:
-        name = record["eventName"]
-        s3 = record["s3"]
-        bucket = s3["bucket"]["name"]
-        obj = s3["object"]
-        key = unquote_plus(obj["key"])
-    except (KeyError, TypeError) as exc:
-        raise MessageError(f"S3 event record: missing field {exc}") from exc
+    if not isinstance(record, dict):
+        raise MessageError(f"S3 event record: expected an object, got {_short.repr(record)}")
+    name = _required(record, "eventName", str)
+    s3: dict[str, Any] = _required(record, "s3", dict)
+    bucket = _required(_required(s3, "bucket", dict), "name", str)
+    obj: dict[str, Any] = _required(s3, "object", dict)
+    key = unquote_plus(_required(obj, "key", str))
     if name.startswith("ObjectCreated:"):
         kind: Kind = "upsert"
     elif name.startswith(("ObjectRemoved:", "LifecycleExpiration:")):
@@ -258,19 +261,48 @@ def from_s3_record(record: dict[str, Any]) -> ObjectMessage:
         # LifecycleExpiration:* (never as ObjectRemoved:*).
         kind = "delete"
     else:
-        raise MessageError(f"S3 event record: field 'eventName' {name!r} is not an object event")
-    etag = obj.get("eTag") or None
+        raise MessageError(
+            f"S3 event record: field 'eventName' {_short.repr(name)} is not an object event"
+        )
+    size = _optional(obj, "size", int)
+    if size is not None and size < 0:
+        raise MessageError(f"S3 event record: field 'size': {size} is negative")
+    etag = _optional(obj, "eTag", str)
     return ObjectMessage(
         bucket=bucket,
         key=key,
         kind=kind,
         origin="event",
-        event_time=record.get("eventTime") or now_iso(),
-        size=obj.get("size") if kind == "upsert" else None,
-        etag=etag.strip('"') if etag else None,
-        version_id=obj.get("versionId") or None,
-        sequencer=obj.get("sequencer") or None,
+        event_time=_optional(record, "eventTime", str) or now_iso(),
+        size=size if kind == "upsert" else None,
+        etag=(etag.strip('"') or None) if etag else None,
+        version_id=_optional(obj, "versionId", str) or None,
+        sequencer=_optional(obj, "sequencer", str) or None,
     )
+
+
+_T = TypeVar("_T")
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def _required(parent: dict[str, Any], name: str, kind: type[_T]) -> _T:
+    value = _optional(parent, name, kind)
+    if value is None:
+        raise MessageError(f"S3 event record: missing field {name!r}")
+    return value
+
+
+def _optional(parent: dict[str, Any], name: str, kind: type[_T]) -> _T | None:
+    """``parent[name]`` if it is a ``kind``, None if absent or null (``true`` is no int)."""
+    value = parent.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise MessageError(
+            f"S3 event record: field {name!r}: expected {_TYPE_NAMES.get(kind, kind.__name__)}, "
+            f"got {_short.repr(value)}"
+        )
+    return value
 
 
 def for_backfill(

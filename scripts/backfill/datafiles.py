@@ -6,9 +6,10 @@ the report stops the run before any row of it (or of the files before it) is que
 :func:`fetch_data_file` checks each file again when its turn comes, because that copy
 is the one whose rows are read. Both stream in 1 MiB chunks: memory stays flat.
 
-A local copy of a report is read only under the folders it can live in (the manifest's
-folder and up to four above it), never through a link that leads elsewhere; keys that
-are absolute or climb with ``..`` are refused when the manifest is parsed.
+A local copy of a report is read only inside its ``<config-id>`` folder (the one
+holding ``data/`` and the dated folders: see :func:`_find_local`), never through a link
+that leads elsewhere; keys that are absolute or climb with ``..`` are refused when the
+manifest is parsed.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _CHUNK = 1024 * 1024
-_ANCESTORS = 4
-"""How many folders above the manifest a local copy's data files may be found."""
 
 
 def fetch_data_file(manifest: Manifest, data: DataFile, s3: S3ClientFactory, workdir: Path) -> Path:
@@ -96,22 +95,24 @@ def _local_path(manifest: Manifest, data: DataFile) -> Path:
     return path
 
 
-def _find_local(base: Path, key: str) -> Path | None:
+def _find_local(manifest_dir: Path, key: str) -> Path | None:
     """Find ``key`` (a path in the destination bucket) in a downloaded copy of the report.
 
-    Tries the key's trailing path parts (``data/x.csv.gz``, then ``x.csv.gz``) next to the
-    manifest and up to four folders above it; the MD5 check catches a wrong match. A
-    candidate counts only if it really lies under the folder it was looked for in (no
-    link out of the copy); the key itself is already relative and ``..``-free
-    (:func:`scripts.backfill.manifest.parse_manifest`).
+    S3 writes ``<config-id>/data/<name>`` next to ``<config-id>/<date>/manifest.json``, so
+    a copy of the ``<config-id>`` folder holds the file at ``data/<name>``; a copy of the
+    dated folder alone may hold it beside the manifest or in a ``data/`` there. Nothing
+    else is tried, and a candidate counts only if it really lies under the
+    ``<config-id>`` folder (no link out of the copy): the key's other parts never lead
+    anywhere, so a manifest cannot make the backfill read (and print the MD5 of) a file
+    outside its report. The key is already relative and ``..``-free
+    (:func:`scripts.backfill.manifest.parse_manifest`); the MD5 check catches a wrong match.
     """
-    parts = PurePosixPath(key).parts
-    for ancestor in [base, *list(base.parents)[:_ANCESTORS]]:
-        root = ancestor.resolve()
-        for i in range(len(parts)):
-            candidate = ancestor.joinpath(*parts[i:])
-            if candidate.is_file() and candidate.resolve().is_relative_to(root):
-                return candidate
+    name = PurePosixPath(key).name
+    root = manifest_dir.parent
+    inside = root.resolve()
+    for candidate in (root / "data" / name, manifest_dir / name, manifest_dir / "data" / name):
+        if candidate.is_file() and candidate.resolve().is_relative_to(inside):
+            return candidate
     return None
 
 

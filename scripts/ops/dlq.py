@@ -40,6 +40,7 @@ from imgsearch.messages import (
 )
 from imgsearch.s3uri import parse_s3_uri
 from imgsearch.vectors import VectorIndex
+from scripts.ops.dlq_batches import delete_moved, receive_batches
 from scripts.ops.failure_log import LastError, LogLookup, millis_to_iso
 from scripts.ops.objects import object_exists
 
@@ -62,7 +63,6 @@ MOVE_TASK_UNSUPPORTED = frozenset(
 PEEK_VISIBILITY_SECONDS = 30
 BODY_PREVIEW_CHARS = 200
 """A listing quotes at most this much of a body: one may be 256 KiB of anything."""
-REDRIVE_VISIBILITY_SECONDS = 120
 
 
 # --------------------------------------------------------------------------- list
@@ -383,21 +383,9 @@ def _receive_send_delete(
     report: RedriveReport,
     progress: Callable[[str], None] | None,
 ) -> None:
-    while max_messages is None or report.moved + report.failed < max_messages:
-        want = LIMITS.sqs_batch_max_entries
-        if max_messages is not None:
-            want = min(want, max_messages - report.moved - report.failed)
-        reply = sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=want,
-            VisibilityTimeout=REDRIVE_VISIBILITY_SECONDS,
-            WaitTimeSeconds=0,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        batch = reply.get("Messages") or []
-        if not batch:
-            return
+    for batch in receive_batches(
+        sqs, dlq_url, max_messages=max_messages, handled=lambda: report.moved + report.failed
+    ):
         entries = {str(i): _send_entry(cfg, m, str(i)) for i, m in enumerate(batch)}
         response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(entries.values()))
         sent = {ok["Id"] for ok in response.get("Successful") or []}
@@ -408,18 +396,11 @@ def _receive_send_delete(
                 f"{bad.get('Message', '')} (left in the DLQ)"
             )
         done = [m for i, m in enumerate(batch) if str(i) in sent]
-        if done:
-            deleted = sqs.delete_message_batch(
-                QueueUrl=dlq_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
-                ],
+        for message, code in delete_moved(sqs, dlq_url, done):
+            report.errors.append(
+                f"message {message['MessageId']} was sent but not deleted from "
+                f"the DLQ ({code}); a re-run is deduplicated"
             )
-            for bad in deleted.get("Failed") or []:
-                report.errors.append(
-                    f"message {done[int(bad['Id'])]['MessageId']} was sent but not deleted from "
-                    f"the DLQ ({bad.get('Code')}); a re-run is deduplicated"
-                )
         report.moved += len(done)
         if progress is not None:
             progress(f"moved {report.moved} message(s)")

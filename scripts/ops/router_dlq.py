@@ -36,16 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 from imgsearch.config import PipelineConfig
 from imgsearch.enqueue import messages_from_event, send_messages
-from imgsearch.limits import LIMITS
 from imgsearch.selection import KeySelection
 from scripts.ops.dlq import (
-    REDRIVE_VISIBILITY_SECONDS,
     DlqListing,
     ListedEntry,
     body_preview,
     peek,
     queue_depth,
 )
+from scripts.ops.dlq_batches import delete_moved, receive_batches
 from scripts.ops.failure_log import millis_to_iso
 
 if TYPE_CHECKING:
@@ -91,9 +90,15 @@ def _attribute(message: MessageTypeDef, name: str) -> str | None:
 
 
 def _event(body: str) -> dict[str, Any]:
-    """The S3 notification event in a body, or ValueError saying what it is instead."""
+    """The S3 notification event in a body, or ValueError saying what it is instead.
+
+    Anyone who may write the DLQ can put anything there: a body nested deeper than
+    Python's recursion limit is "not JSON" too, never a crashed listing or redrive.
+    """
     try:
         event = json.loads(body)
+    except RecursionError:
+        raise ValueError("not JSON (RecursionError)") from None
     except ValueError as exc:
         raise ValueError(f"not JSON ({exc})") from None
     if not isinstance(event, dict) or not (
@@ -175,24 +180,12 @@ def redrive_router_dlq(
     selection = KeySelection.from_config(cfg)
     report = RouterRedriveReport()
     seen: set[str] = set()
-    while max_messages is None or report.moved + report.failed < max_messages:
-        want = LIMITS.sqs_batch_max_entries
-        if max_messages is not None:
-            want = min(want, max_messages - report.moved - report.failed)
-        batch = (
-            sqs.receive_message(
-                QueueUrl=dlq_url,
-                MaxNumberOfMessages=want,
-                VisibilityTimeout=REDRIVE_VISIBILITY_SECONDS,
-                WaitTimeSeconds=0,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages")
-            or []
-        )
-        batch = [m for m in batch if str(m.get("MessageId")) not in seen]
+    for received in receive_batches(
+        sqs, dlq_url, max_messages=max_messages, handled=lambda: report.moved + report.failed
+    ):
+        batch = [m for m in received if str(m.get("MessageId")) not in seen]
         if not batch:
-            return report  # empty, or only messages this run already left behind
+            return report  # only messages this run already left behind
         done = []
         for message in batch:
             seen.add(str(message.get("MessageId")))
@@ -200,20 +193,12 @@ def redrive_router_dlq(
                 done.append(message)
             else:
                 report.failed += 1
-        for start in range(0, len(done), LIMITS.sqs_batch_max_entries):
-            chunk = done[start : start + LIMITS.sqs_batch_max_entries]
-            deleted = sqs.delete_message_batch(
-                QueueUrl=dlq_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-                ],
+        for message, code in delete_moved(sqs, dlq_url, done):
+            report.errors.append(
+                f"message {message['MessageId']} was re-enqueued but not deleted from the "
+                f"router's DLQ ({code}); a re-run within 5 minutes is deduplicated, a later "
+                "one only repeats work"
             )
-            for bad in deleted.get("Failed") or []:
-                report.errors.append(
-                    f"message {chunk[int(bad['Id'])]['MessageId']} was re-enqueued but not "
-                    f"deleted from the router's DLQ ({bad.get('Code')}); a re-run within 5 "
-                    "minutes is deduplicated, a later one only repeats work"
-                )
         report.moved += len(done)
         if progress is not None:
             progress(f"re-enqueued the objects of {report.moved} event(s)")

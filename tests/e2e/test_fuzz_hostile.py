@@ -42,6 +42,8 @@ from imgsearch.messages import (
 )
 from localcloud.cloud import LocalCloud
 from localcloud.samples import synthetic_images
+from scripts.common.errors import EXIT_INCOMPLETE
+from scripts.ops.dlq import queue_depth
 from tests.e2e.cli_harness import run_cli
 from tests.e2e.conftest import E2E_CONFIG, assert_accounted, upload
 
@@ -391,6 +393,31 @@ def test_dlq_list_and_accounting_read_any_body(
     errors = Counter(m["body_error"].split(" ")[0] for m in listing["messages"])
     assert listing["listed"] == len(bodies) and errors["unparseable"] == 2
     assert cloud.snapshot().dlq == len(bodies)  # listing moved nothing
+
+    # The router's DLQ holds the same bodies, read as S3 events.
+    run = run_cli(cloud, capsys, "dlq", "list", "--router")
+    assert run.code == 0, run.err
+    assert f"{len(bodies)} event(s) in" in run.out
+    assert "why            not an S3 event: not JSON (RecursionError)" in run.out
+    assert "(200000 characters)" in run.out and len(run.out) < 20_000
+    run = run_cli(cloud, capsys, "dlq", "list", "--router", "--output", "json")
+    assert run.code == 0, run.err
+    listing = json.loads(run.out)
+    assert listing["listed"] == len(bodies)
+    [records] = [m for m in listing["messages"] if m["body_error"] is None]
+    assert records["objects"] == [] and records["skipped"][0].startswith("not_object_event: ")
+    router_dlq = cloud.resources.router_dlq_url
+    assert queue_depth(sqs, router_dlq) == len(bodies)  # listing moved nothing
+    # A redrive sends what it can read and leaves the rest, one error line each.
+    run = run_cli(cloud, capsys, "dlq", "redrive", "--router")
+    assert run.code == EXIT_INCOMPLETE, run.err
+    assert f"re-enqueued the objects of 1 of {len(bodies)} event(s)" in run.out
+    left = [line for line in run.err_lines if "left in the DLQ" in line]
+    assert len(left) == len(bodies) - 1 and "Traceback" not in run.err
+    assert all(
+        line.startswith("imgsearch: error: message ") and len(line) < 300 for line in left
+    ), left
+    assert queue_depth(sqs, router_dlq) == len(bodies) - 1  # only the readable event went
 
     # The local difference the README names: SQS accepts U+10000..U+10FFFF, fauxqs does not;
     # the pipeline's own bodies are ASCII, so it never sends one.

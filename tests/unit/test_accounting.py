@@ -55,3 +55,20 @@ def test_an_earlier_vector_beside_a_parked_message_is_fine() -> None:
 def test_a_permanent_failure_and_a_parked_message_is_a_violation() -> None:
     ledger = _ledger(outcome="permanent_failure", reason="corrupt")
     assert _check(ledger, vector=False, dlq=True)
+
+
+def test_each_group_handed_out_twice_at_once_is_a_violation_naming_it() -> None:
+    keys = [vector_key(*OBJ)]
+    fine = check([OBJ], keys, _ledger(outcome="embedded"), [], group_overlaps={})
+    assert fine.ok
+    report = check(
+        [OBJ], keys, _ledger(outcome="embedded"), [], group_overlaps={"g00007": 2, "g00001": 1}
+    )
+    assert not report.ok
+    assert report.violations == [
+        "message group g00001: handed out 1x while a batch of it was in flight "
+        "(its messages ran out of order)",
+        "message group g00007: handed out 2x while a batch of it was in flight "
+        "(its messages ran out of order)",
+    ]
+    assert "violations=2" in report.summary()

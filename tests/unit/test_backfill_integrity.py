@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,12 @@ from moto import mock_aws
 from imgsearch.aws_errors import is_missing_object
 from imgsearch.blueprint import INVENTORY_FIELDS
 from imgsearch.messages import parse_message
-from scripts.backfill.cli import main
-from scripts.backfill.datafiles import fetch_data_file
+from scripts.backfill.checkpoint import Checkpoint, LocalCheckpointStore
+from scripts.backfill.cli import DEFAULT_CHECKPOINT, main
+from scripts.backfill.datafiles import fetch_data_file, verify_data_files
 from scripts.backfill.errors import InventoryError
 from scripts.backfill.manifest import load_manifest
+from scripts.backfill.run import DEFAULT_REJECTS
 from tests.unit import backfill_support as bs
 from tests.unit.backfill_support import CLI_BASE, Obj, aws_env
 
@@ -169,9 +174,8 @@ def test_a_row_s3_would_refuse_is_skipped_with_a_reason(
 # --------------------------------------------------------------------------- hostile manifests
 
 
-@pytest.mark.parametrize("key", ["/etc/hostname", "../../../../etc/hostname", "data/../../x"])
-def test_a_local_manifest_cannot_name_files_outside_its_report(tmp_path: Path, key: str) -> None:
-    report = bs.report(bs.images(2))
+def _with_first_key(report: bs.Report, key: str) -> bs.Report:
+    """``report`` with its first data file's key replaced (manifest.checksum kept valid)."""
     manifest = json.loads(report.files[report.manifest_key])
     manifest["files"][0]["key"] = key
     raw = json.dumps(manifest).encode()
@@ -179,7 +183,12 @@ def test_a_local_manifest_cannot_name_files_outside_its_report(tmp_path: Path, k
     report.files[report.manifest_key.replace(".json", ".checksum")] = (
         hashlib.md5(raw).hexdigest().encode()
     )
-    path = report.write_to(tmp_path / "copy")
+    return report
+
+
+@pytest.mark.parametrize("key", ["/etc/hostname", "../../../../etc/hostname", "data/../../x"])
+def test_a_local_manifest_cannot_name_files_outside_its_report(tmp_path: Path, key: str) -> None:
+    path = _with_first_key(bs.report(bs.images(2)), key).write_to(tmp_path / "copy")
     with pytest.raises(InventoryError) as caught:
         load_manifest(path, _no_s3)
     message = str(caught.value)
@@ -202,6 +211,53 @@ def test_a_local_data_file_is_found_only_under_the_report(tmp_path: Path) -> Non
     with pytest.raises(InventoryError, match="missing") as caught:
         fetch_data_file(manifest, data, _no_s3, tmp_path)
     assert not MD5_HEX.search(str(caught.value).replace(data.key, ""))
+
+
+@pytest.mark.parametrize("above", [1, 2, 3, 4])
+@pytest.mark.parametrize("prefix", ["a/", "x/etc/", ""])
+def test_a_local_manifest_cannot_reach_a_file_in_the_folders_above_its_report(
+    tmp_path: Path, above: int, prefix: str
+) -> None:
+    """A relative key whose tail names a file above the report's ``<config-id>`` folder
+    (``etc/hostname`` next to a copy under ``/``) finds nothing: its MD5 is never printed."""
+    report = bs.report(bs.images(2))
+    manifest_dir = (tmp_path / "copy" / report.manifest_key).parent
+    decoy = manifest_dir.parents[above] / "decoy.txt"  # parents[0]: the <config-id> folder
+    decoy.parent.mkdir(parents=True, exist_ok=True)
+    decoy.write_bytes(b"a file the report does not hold")
+    path = _with_first_key(report, prefix + "decoy.txt").write_to(tmp_path / "copy")
+    manifest = load_manifest(path, _no_s3)
+    for check in (
+        lambda: verify_data_files(manifest, _no_s3),
+        lambda: fetch_data_file(manifest, manifest.files[0], _no_s3, tmp_path),
+    ):
+        with pytest.raises(InventoryError, match="missing") as caught:
+            check()
+        assert hashlib.md5(decoy.read_bytes()).hexdigest() not in str(caught.value)
+        assert not MD5_HEX.search(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["data/{name}", "{ts}/{name}", "{ts}/data/{name}"],
+    ids=["config-id-data", "dated-folder", "dated-folder-data"],
+)
+def test_a_local_copy_finds_its_data_files_where_a_download_puts_them(
+    tmp_path: Path, where: str
+) -> None:
+    """Under the ``<config-id>`` folder as S3 holds it, or next to the manifest."""
+    report = bs.report(bs.images(3))
+    data_key = next(k for k in report.files if k.endswith(".csv.gz"))
+    config_dir, ts = report.manifest_key.rsplit("/", 2)[:2]
+    name = data_key.rsplit("/", 1)[1]
+    data = report.files.pop(data_key)
+    path = report.write_to(tmp_path)
+    target = tmp_path / config_dir / where.format(name=name, ts=ts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    manifest = load_manifest(path, _no_s3)
+    verify_data_files(manifest, _no_s3)
+    assert fetch_data_file(manifest, manifest.files[0], _no_s3, tmp_path) == target
 
 
 # --------------------------------------------------------------------------- leftovers
@@ -231,3 +287,39 @@ def test_is_missing_object_tells_a_missing_key_from_a_missing_bucket() -> None:
 
     assert is_missing_object(error("NoSuchKey")) and is_missing_object(error("404"))
     assert not is_missing_object(error("NoSuchBucket"))
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_backfills_default_outputs_are_git_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They list bucket keys: run from inside a checkout, they must never be committed."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    renamed: list[str] = []  # the temporary file a real save writes (a kill would leave it)
+    real_replace = os.replace
+
+    def spy(src: Any, dst: Any) -> None:
+        renamed.append(Path(src).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    LocalCheckpointStore(tmp_path / DEFAULT_CHECKPOINT).save(
+        Checkpoint("manifest:abc", "s3://x/manifest.json", {"bucket": "b"})
+    )
+    names = [DEFAULT_CHECKPOINT, DEFAULT_REJECTS, *renamed]
+    assert len(names) == 3
+    paths = [*names, *(f"some/sub folder/{n}" for n in names)]
+    for path in paths:
+        checked = subprocess.run(
+            ["git", "check-ignore", "--no-index", "-q", path], cwd=REPO, check=False
+        )
+        assert checked.returncode == 0, f"{path} is not git-ignored"
+    control = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", "scripts/backfill/run.py"],
+        cwd=REPO,
+        check=False,
+    )
+    assert control.returncode == 1  # the check itself works

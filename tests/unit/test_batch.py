@@ -1,10 +1,22 @@
-"""The batch rules as pure functions: per-object order and the partial-batch response."""
+"""The batch rules as pure functions (per-object order, the partial-batch response), and
+the runner's last line of defence: an exception around one message ends that message alone."""
 
 from __future__ import annotations
 
-from imgsearch.batch import BatchItem, hold_back_after_failures, partial_batch_response
+import logging
+from typing import Any
+
+import pytest
+
+from imgsearch.batch import BatchItem, BatchRunner, hold_back_after_failures, partial_batch_response
+from imgsearch.config import load_config
 from imgsearch.contract import Outcome
-from imgsearch.ingest import MessageResult
+from imgsearch.embeddings import Embedder
+from imgsearch.ingest import MessageResult, ObjectConverger
+from imgsearch.messages import for_backfill, vector_key
+from imgsearch.vectors import VectorIndex
+from tests.unit.imaging import jpeg
+from tests.unit.test_batch_lanes import ETAG, S3, Bedrock, Vectors
 
 
 def _batch(
@@ -58,3 +70,58 @@ def test_the_failure_keeps_its_own_reason() -> None:
 
 def test_an_empty_batch_has_no_failures() -> None:
     assert partial_batch_response([], {}) == {"batchItemFailures": []}
+
+
+# --------------------------------------------------------------------------- the batch-level catch
+
+
+def test_an_exception_outside_the_converger_ends_that_message_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The runner's own catch (``_run_lane``): whatever raises around the converger.
+
+    Triggered at an edge: the clock the runner reads before each message fails once.
+    """
+    data = jpeg(color=6)
+    s3, vectors = S3(data, peers=1), Vectors()
+    cfg = load_config().replace(batch_size=10, embed_pool_size=1)
+    fakes: Any = (s3, Bedrock(cfg.dimension), vectors)  # duck-typed network edge
+    converger = ObjectConverger(
+        cfg,
+        fakes[0],
+        Embedder(fakes[1], cfg.model_ref, cfg.dimension),
+        VectorIndex(fakes[2], cfg.vector_bucket_name, cfg.index_name, dimension=cfg.dimension),
+    )
+    reads = iter(range(100))
+
+    def clock() -> float:
+        if next(reads) == 1:  # the second message's check of the deadline
+            raise OSError("clock_gettime failed")
+        return 0.0
+
+    runner = BatchRunner(converger, pool_size=1, clock=clock)
+    keys = ["photos/a.jpg", "photos/b.jpg", "photos/c.jpg"]
+    items = [
+        BatchItem(f"m{i}", for_backfill("src", k, size=len(data), etag=ETAG).to_json(), f"g{i}")
+        for i, k in enumerate(keys)
+    ]
+    with caplog.at_level(logging.ERROR, logger="imgsearch.batch"):
+        results = runner.run(items, deadline=60.0)
+
+    assert list(results) == ["m0", "m1", "m2"]  # one result (one outcome line) each
+    failed = results["m1"]
+    assert (failed.outcome, failed.reason) == ("transient_failure", "unexpected_error")
+    assert failed.detail == "OSError: clock_gettime failed"
+    assert failed.fields == {
+        "message_id": "m1",
+        "bucket": "src",
+        "key": "photos/b.jpg",
+        "vector_key": vector_key("src", "photos/b.jpg"),
+    }
+    assert [results[m].outcome for m in ("m0", "m2")] == ["embedded", "embedded"]
+    assert vectors.puts == [2]  # the neighbours' vectors were written
+    assert partial_batch_response(items, results) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}]
+    }
+    [logged] = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert logged.exc_info is not None and getattr(logged, "message_id", None) == "m1"

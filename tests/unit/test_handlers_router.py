@@ -296,3 +296,51 @@ def test_records_whose_bucket_or_key_s3_would_refuse_are_skipped_not_sent(pipe: 
     assert [line["reason"] for line in skipped] == ["invalid_name", "invalid_name"]
     assert "'key'" in skipped[0]["detail"] and "'bucket'" in skipped[1]["detail"]
     assert [parse_message(m["Body"]).key for m in queued(pipe)] == ["cats/tom.jpg"]
+
+
+def test_records_the_router_cannot_read_are_skipped_and_the_rest_routed(pipe: Pipeline) -> None:
+    # Anyone who may invoke the router (or write its DLQ, which `dlq redrive --router`
+    # reads with the same code) can send these: each is one skipped record, never a crash.
+    pipe.put("cats/tom.jpg", jpeg())
+
+    def bad(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+        record = pipe.s3_record("cats/tom.jpg")
+        node = record
+        for name in path[:-1]:
+            node = node[name]
+        node[path[-1]] = value
+        return record
+
+    records: list[Any] = [
+        1,
+        None,
+        "ObjectCreated:Put",
+        bad(("eventName",), 7),
+        bad(("eventTime",), 5),
+        bad(("s3",), "x"),
+        bad(("s3", "bucket"), "photos"),
+        bad(("s3", "object"), "cats/tom.jpg"),
+        bad(("s3", "object", "key"), [1]),
+        bad(("s3", "object", "eTag"), 5),
+        bad(("s3", "object", "size"), "5"),
+        bad(("s3", "object", "versionId"), 5),
+        bad(("s3", "object", "sequencer"), ["0A"]),
+        {"s3": {"bucket": {"name": 7}, "object": {"key": [1]}}},
+        pipe.s3_record("cats/tom.jpg"),
+    ]
+
+    result = pipe.route({"Records": records})
+
+    assert result == {"routed": 1, "skipped": len(records) - 1}
+    skipped = [line for line in pipe.logs() if line.get("routing") == "skipped"]
+    assert {line["reason"] for line in skipped} == {"not_object_event"}
+    assert all(line.get("bucket") in (None, SOURCE) for line in skipped)
+    assert all(line.get("key") in (None, "cats/tom.jpg") for line in skipped)
+    assert [parse_message(m["Body"]).key for m in queued(pipe)] == ["cats/tom.jpg"]
+
+
+@pytest.mark.parametrize("records", ["abc", {"a": 1}, 5])
+def test_an_event_whose_records_are_no_list_routes_nothing(pipe: Pipeline, records: Any) -> None:
+    assert pipe.route({"Records": records}) == {"routed": 0, "skipped": 1}
+    [line] = [line for line in pipe.logs() if line.get("routing") == "skipped"]
+    assert line["reason"] == "not_object_event" and "'Records'" in line["detail"]

@@ -287,3 +287,57 @@ def test_messages_built_by_the_router_and_the_backfill_are_validated_too() -> No
         from_s3_record(s3_record("k" * 1025))
     with pytest.raises(MessageError):
         for_backfill("Bad_Bucket", "a.jpg", size=1, etag="e")
+
+
+def _with(record: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    node = record
+    for name in path[:-1]:
+        node = node[name]
+    node[path[-1]] = value
+    return record
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("eventName",), 7, "'eventName'"),
+        (("eventName",), ["ObjectCreated:Put"], "'eventName'"),
+        (("eventTime",), 5, "'eventTime'"),
+        (("s3", "object", "key"), [1], "'key'"),
+        (("s3", "object", "key"), 5, "'key'"),
+        (("s3", "object", "eTag"), 5, "'eTag'"),
+        (("s3", "object", "size"), "5", "'size'"),
+        (("s3", "object", "size"), True, "'size'"),
+        (("s3", "object", "size"), -1, "'size'"),
+        (("s3", "object", "size"), 1.5, "'size'"),
+        (("s3", "object", "versionId"), 5, "'versionId'"),
+        (("s3", "object", "sequencer"), ["0A"], "'sequencer'"),
+        (("s3", "object"), "a.jpg", "'object'"),
+        (("s3", "bucket"), ["photos"], "'bucket'"),
+        (("s3",), "x", "'s3'"),
+    ],
+)
+def test_an_s3_record_with_a_wrong_typed_field_is_a_message_error_naming_it(
+    path: tuple[str, ...], value: Any, field: str
+) -> None:
+    # Not what S3 sends, but what anyone can put in the router's DLQ (or invoke it with):
+    # a record the router cannot read is skipped as one, never a crash or a bad message.
+    with pytest.raises(MessageError) as err:
+        from_s3_record(_with(s3_record("a.jpg"), path, value))
+    assert field in str(err.value)
+
+
+@pytest.mark.parametrize("record", [1, None, "ObjectCreated:Put", ["a"], True])
+def test_an_s3_record_that_is_no_object_is_a_message_error(record: Any) -> None:
+    with pytest.raises(MessageError, match="S3 event record"):
+        from_s3_record(record)
+
+
+def test_optional_s3_record_fields_may_be_missing_or_null() -> None:
+    record = s3_record("a.jpg", name="ObjectRemoved:DeleteMarkerCreated", versionId=None)
+    for name in ("size", "eTag", "sequencer"):
+        del record["s3"]["object"][name]
+    del record["eventTime"]
+    msg = from_s3_record(record)
+    assert (msg.kind, msg.etag, msg.version_id, msg.sequencer) == ("delete", None, None, None)
+    assert msg.event_time  # now, as before
