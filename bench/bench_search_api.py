@@ -47,11 +47,7 @@ def cold_import(dimension: int, runs: int) -> None:
         "imgsearch.handlers.search",
         lambda_env(dimension),
         function_name="imgsearch-search-bench",
-        libraries=(
-            "boto3 + Powertools + X-Ray SDK imports",
-            "import boto3, aws_lambda_powertools, aws_xray_sdk.core",
-        ),
-        clients="[boto3.client(s) for s in ('s3', 's3vectors', 'bedrock-runtime')]",
+        services=("s3", "s3vectors", "bedrock-runtime"),
         runs=runs,
     )
 

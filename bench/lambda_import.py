@@ -8,6 +8,8 @@ modules cost can be read off.
 
 from __future__ import annotations
 
+import compileall
+import contextlib
 import os
 import platform
 import shutil
@@ -15,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from imgsearch.config import PipelineConfig
@@ -60,32 +63,59 @@ def report_cold_import(
     env: dict[str, str],
     *,
     function_name: str,
-    libraries: tuple[str, str],
-    clients: str,
+    services: tuple[str, ...],
     runs: int,
     target_ms: float | None = None,
 ) -> float:
-    """Print the table for ``import module``; ``libraries`` is (label, import statement),
-    ``clients`` the statement that also creates the handler's clients. Returns the median."""
-    label, deps = libraries
+    """Print the table for ``import module`` on this interpreter: the libraries, then
+    the libraries and the handler's clients for ``services``, then the handler. botocore
+    reads its data as the asset ships it (:func:`asset_botocore`). Returns the median."""
     env = in_lambda(env, function_name)
-    measured = {
-        label: [time_import(deps, env) for _ in range(runs)],
-        "... + creating the 3 clients": [
-            time_import(f"{deps}; {clients}", env) for _ in range(runs)
-        ],
-        f"import {module}": [time_import(f"import {module}", env) for _ in range(runs)],
-    }
-    print(f"cold import, median of {runs} fresh interpreters (Lambda environment set)")
+    traced = env.get("POWERTOOLS_TRACE_DISABLED") != "true"
+    deps = "import botocore.session, aws_lambda_powertools" + (
+        ", aws_xray_sdk.core" if traced else ""
+    )
+    label = "botocore + Powertools" + (" + X-Ray SDK" if traced else "") + " imports"
+    clients = f"s = botocore.session.get_session(); [s.create_client(n) for n in {services!r}]"
+    with asset_botocore() as path:
+        env = env | {"PYTHONPATH": os.pathsep.join([path, env.get("PYTHONPATH", "")])}
+        measured = {
+            label: [time_import(deps, env) for _ in range(runs)],
+            f"... + creating the {len(services)} clients": [
+                time_import(f"{deps}; {clients}", env) for _ in range(runs)
+            ],
+            f"import {module}": [time_import(f"import {module}", env) for _ in range(runs)],
+        }
+    print(
+        f"cold import, median of {runs} fresh interpreters (Lambda environment set, "
+        f"tracing {'on' if traced else 'off'})"
+    )
     for name, values in measured.items():
         print(f"  {name:<40} {statistics.median(values):7.1f} ms   (min {min(values):6.1f})")
     total = statistics.median(measured[f"import {module}"])
-    ours = total - statistics.median(measured["... + creating the 3 clients"])
+    ours = total - statistics.median(measured[f"... + creating the {len(services)} clients"])
     print(f"  our own modules and setup: about {ours:.0f} ms of {total:.0f} ms")
     if target_ms is not None:
         verdict = "within" if total < target_ms else "OVER"
         print(f"  => {total:.0f} ms: {verdict} the {target_ms:.0f} ms target")
     return total
+
+
+@contextlib.contextmanager
+def asset_botocore() -> Iterator[str]:
+    """A folder holding this interpreter's botocore with its data cut to what the asset
+    keeps (``infra.cold_start.prune_botocore_data``) and compiled, to put first on
+    ``PYTHONPATH``: client creation then costs what it costs in the Lambda."""
+    import botocore
+
+    from imgsearch.blueprint import LAMBDA_AWS_SERVICES
+    from infra.cold_start import prune_botocore_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(Path(botocore.__file__).parent, Path(tmp) / "botocore")
+        prune_botocore_data(Path(tmp), LAMBDA_AWS_SERVICES)
+        compileall.compile_dir(tmp, quiet=1)
+        yield tmp
 
 
 def report_asset_import(module: str, env: dict[str, str], *, function_name: str, runs: int) -> None:

@@ -91,7 +91,7 @@ class LocalBundler:
         package = self.functions_dir / PACKAGE
         shutil.copytree(package, out / PACKAGE, ignore=_package_ignore(package))
         if self.deps.python is not None:  # `make build` warned already when there is none
-            cmd = compile_command(self.deps.python, out / PACKAGE)
+            cmd = compile_command(self.deps.python, out / PACKAGE, asset_root=out)
             if subprocess.run(cmd, check=False).returncode != 0:
                 raise BundlingError(f"{self.deps.python} could not compile {package}")
         return True

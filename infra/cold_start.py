@@ -65,8 +65,18 @@ def _is_version(python: str, version: str) -> bool:
     return out.returncode == 0 and out.stdout.strip() == version
 
 
-def compile_command(python: Path, root: Path) -> list[str]:
-    """``compileall`` for everything under ``root``, as the Lambda's interpreter reads it."""
+LAMBDA_TASK_ROOT = "/var/task"
+"""Where Lambda unpacks the asset: the source paths the bytecode records."""
+
+
+def compile_command(python: Path, root: Path, asset_root: Path | None = None) -> list[str]:
+    """``compileall`` for everything under ``root``, as the Lambda's interpreter reads it.
+
+    The paths recorded in the bytecode are the ones Lambda will have (``/var/task/...``,
+    ``asset_root`` being the folder that becomes ``/var/task``), not this machine's
+    temporary folders: tracebacks read right, and the same code always gives the same
+    bytes, so the asset hash stays put between synths.
+    """
     return [
         str(python),
         "-m",
@@ -76,6 +86,10 @@ def compile_command(python: Path, root: Path) -> list[str]:
         "0",
         "--invalidation-mode",
         "unchecked-hash",
+        "-s",
+        str(asset_root or root),
+        "-p",
+        LAMBDA_TASK_ROOT,
         str(root),
     ]
 

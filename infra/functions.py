@@ -3,9 +3,10 @@
 Each function gets its own role with explicit statements (no managed policies, no
 ``grant*`` helpers that widen to ``s3:List*``/``GetBucket*``) and its own log group
 with the configured retention, so no ``AWSLambdaBasicExecutionRole`` is needed.
-Both run with X-Ray active tracing for the Powertools Tracer; CDK then adds
-``xray:PutTraceSegments``/``xray:PutTelemetryRecords`` on ``*``: those actions have no
-resource-level permissions, AWS offers nothing narrower.
+With ``tracing`` on they run with X-Ray active tracing for the Powertools Tracer; CDK
+then adds ``xray:PutTraceSegments``/``xray:PutTelemetryRecords`` on ``*``: those actions
+have no resource-level permissions, AWS offers nothing narrower. Off (the default), no
+role carries them.
 """
 
 from __future__ import annotations
@@ -282,7 +283,7 @@ class PipelineFunctions(Construct):
             dead_letter_queue=dead_letter_queue,
             role=role,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE if cfg.tracing else lambda_.Tracing.DISABLED,
             description=description,
         )
         # like CDK does for the default policy: no invocation before the grants exist

@@ -111,7 +111,7 @@ class DepsBuild:
             # the command minus the interpreter and the paths, which may differ per clone
             "pip": self.pip_args(Path("TARGET"))[1:-3],
             "botocore_services": sorted(LAMBDA_AWS_SERVICES),
-            "bytecode": self.python is not None,
+            "bytecode": compile_command(Path("PY"), Path("ROOT"))[1:] if self.python else None,
         }
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 

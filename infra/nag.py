@@ -72,7 +72,8 @@ def suppress_reviewed_findings(
         # The role's default policy holds only what CDK adds (X-Ray, event source, DLQ);
         # our own statements are in a separate policy with no acknowledgement.
         assert fn.role is not None
-        acknowledge(fn.role.node.find_child("DefaultPolicy"), "IAM5[Resource::*]", _XRAY_REASON)
+        if pipeline.config.tracing:  # X-Ray's '*' is there only when tracing is on
+            acknowledge(fn.role.node.find_child("DefaultPolicy"), "IAM5[Resource::*]", _XRAY_REASON)
     readers = [functions.policies["Embedder"]]
     if search_api:
         readers.append(functions.policies["Search"])

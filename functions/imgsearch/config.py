@@ -121,6 +121,10 @@ class PipelineConfig(SearchApiSettings):
     service_name: str = "imgsearch"
     metrics_namespace: str = "ImageSearch"
     log_level: str = "INFO"
+    tracing: bool = False
+    """X-Ray active tracing of the functions (Powertools' Tracer on botocore). Off by
+    default: it puts the X-Ray SDK in every cold start (~30-60 ms of the embedder's
+    import, ``bench_embedder``), grants ``xray:Put*`` on ``*`` and bills traces."""
     region: str = ""
     # deploy-time values filled in by the stack (tokens), read by the Lambdas
     queue_url: str = ""
@@ -190,6 +194,8 @@ class PipelineConfig(SearchApiSettings):
             POWERTOOLS_METRICS_NAMESPACE=self.metrics_namespace,
             POWERTOOLS_LOG_LEVEL=self.log_level,
         )
+        if not self.tracing:  # the handlers then never import the X-Ray SDK (handlers.tracing)
+            env["POWERTOOLS_TRACE_DISABLED"] = "true"
         return env
 
     def replace(self, **changes: Any) -> PipelineConfig:

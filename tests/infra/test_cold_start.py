@@ -4,6 +4,7 @@ bytecode for the Lambda's Python, and the interpreter that writes it."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import stat
 import sys
@@ -109,4 +110,9 @@ def test_bundling_compiles_our_package_with_the_lambda_python(tmp_path: Path) ->
     LocalBundler("arm64", functions, tmp_path / "build", python=python).try_bundle(str(out))
     tag = sys.implementation.cache_tag
     assert (out / "dep" / "__pycache__" / f"__init__.{tag}.pyc").is_file()
-    assert (out / "imgsearch" / "__pycache__" / f"__init__.{tag}.pyc").is_file()
+    ours = out / "imgsearch" / "__pycache__" / f"__init__.{tag}.pyc"
+    # the path Lambda will have, not this machine's temporary folder
+    assert marshal.loads(ours.read_bytes()[16:]).co_filename == "/var/task/imgsearch/__init__.py"
+    again = tmp_path / "again"
+    LocalBundler("arm64", functions, tmp_path / "build", python=python).try_bundle(str(again))
+    assert (again / ours.relative_to(out)).read_bytes() == ours.read_bytes()  # a stable hash

@@ -134,7 +134,9 @@ def test_bytecode_is_written_with_the_lambda_python_or_its_absence_is_said(
     _install, compile_ = pip.calls
     assert compile_ == [
         str(python), "-m", "compileall", "-q", "-j", "0",
-        "--invalidation-mode", "unchecked-hash", str(with_bytecode.target) + ".tmp",
+        "--invalidation-mode", "unchecked-hash",
+        "-s", str(with_bytecode.target) + ".tmp", "-p", "/var/task",  # Lambda's paths
+        str(with_bytecode.target) + ".tmp",
     ]  # fmt: skip
     assert capsys.readouterr().err == ""
     without = DepsBuild("arm64", lock, tmp_path / "b")

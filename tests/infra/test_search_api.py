@@ -90,8 +90,6 @@ def test_search_role_grants_exactly_the_listed_actions(default: Synth) -> None:
         ("s3:GetObject", objects),
         ("logs:CreateLogStream", getatt(log_group)),
         ("logs:PutLogEvents", getatt(log_group)),
-        ("xray:PutTraceSegments", '"*"'),
-        ("xray:PutTelemetryRecords", '"*"'),
     }
 
 

@@ -105,7 +105,20 @@ def test_embedder_function(default: Synth, ids: dict[str, str]) -> None:
     assert fn["Timeout"] == 60
     assert fn["ReservedConcurrentExecutions"] == 5
     assert fn["Handler"] == "imgsearch.handlers.embedder.lambda_handler"
-    assert fn["TracingConfig"] == {"Mode": "Active"}
+    assert "TracingConfig" not in fn  # tracing is a setting, off by default
+    assert fn["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"
+
+
+def test_tracing_on_traces_every_function_and_grants_xray_writes(synth: SynthFn) -> None:
+    traced = synth(tracing="true")
+    p = traced.stack.pipeline
+    assert traced.stack.search_api is not None
+    for fn in (p.functions.router, p.functions.embedder, traced.stack.search_api.function):
+        props = _function(traced, traced.logical_id(fn))
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert "POWERTOOLS_TRACE_DISABLED" not in props["Environment"]["Variables"]
+        granted = traced.granted(traced.logical_id(fn))
+        assert {("xray:PutTraceSegments", '"*"'), ("xray:PutTelemetryRecords", '"*"')} <= granted
 
 
 def test_embedder_reads_the_queue_one_message_at_a_time_with_capped_concurrency(
@@ -234,8 +247,6 @@ def test_embedder_role_grants_exactly_the_listed_actions(
         ("sqs:GetQueueUrl", queue),
         ("logs:CreateLogStream", logs),
         ("logs:PutLogEvents", logs),
-        ("xray:PutTraceSegments", '"*"'),
-        ("xray:PutTelemetryRecords", '"*"'),
     }
 
 
@@ -247,8 +258,6 @@ def test_router_role_may_only_send_to_the_queue(default: Synth, ids: dict[str, s
         ("sqs:SendMessage", getatt(ids["router_dlq"])),
         ("logs:CreateLogStream", getatt(log_group)),
         ("logs:PutLogEvents", getatt(log_group)),
-        ("xray:PutTraceSegments", '"*"'),
-        ("xray:PutTelemetryRecords", '"*"'),
     }
 
 

@@ -37,9 +37,9 @@ print(json.dumps({"heavy": heavy, "botocore_traced": patched, "services": servic
 """
 
 
-def _imported(module: str, **env: str) -> dict[str, object]:
+def _imported(module: str, *, tracing: bool = False, **env: str) -> dict[str, object]:
     """Import ``module`` in a fresh interpreter (the Lambda environment plus ``env``)."""
-    cfg = PipelineConfig(queue_url="https://sqs.us-east-1.amazonaws.com/1/q.fifo")
+    cfg = PipelineConfig(queue_url="https://sqs.us-east-1.amazonaws.com/1/q.fifo", tracing=tracing)
     full = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
     full |= cfg.to_lambda_env() | {
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -79,8 +79,9 @@ def test_handlers_call_only_services_whose_botocore_data_the_asset_keeps(module:
 
 @pytest.mark.parametrize("module", HANDLERS)
 def test_tracing_disabled_does_not_import_the_xray_sdk(module: str) -> None:
-    """With POWERTOOLS_TRACE_DISABLED (the local cloud, tests), nothing of X-Ray is loaded."""
-    result = _imported(module, POWERTOOLS_TRACE_DISABLED="true")
+    """With tracing off (the default: the stack sets POWERTOOLS_TRACE_DISABLED), nothing of
+    X-Ray is loaded in Lambda either."""
+    result = _imported(module)
     heavy = result["heavy"]
     assert isinstance(heavy, list)
     assert not [name for name in heavy if name.startswith("aws_xray_sdk")]
@@ -89,8 +90,8 @@ def test_tracing_disabled_does_not_import_the_xray_sdk(module: str) -> None:
 
 @pytest.mark.parametrize("module", HANDLERS)
 def test_tracing_on_in_lambda_still_traces_botocore(module: str) -> None:
-    """In Lambda with active tracing (the stack's setting) botocore calls stay traced."""
-    result = _imported(module)
+    """In Lambda with active tracing (``tracing=true``) botocore calls stay traced."""
+    result = _imported(module, tracing=True)
     heavy = result["heavy"]
     assert isinstance(heavy, list)
     assert "aws_xray_sdk.core" in heavy
@@ -99,7 +100,7 @@ def test_tracing_on_in_lambda_still_traces_botocore(module: str) -> None:
 
 def test_outside_lambda_tracing_is_off() -> None:
     """Powertools disables tracing outside Lambda; so do we, without importing X-Ray."""
-    result = _imported(HANDLERS[0], LAMBDA_TASK_ROOT="")
+    result = _imported(HANDLERS[0], tracing=True, LAMBDA_TASK_ROOT="")
     heavy = result["heavy"]
     assert isinstance(heavy, list)
     assert "aws_xray_sdk.core" not in heavy
