@@ -87,7 +87,23 @@ def _cell(value: Any) -> str:
         return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value)
-    return str(value).replace("\n", " ")
+    return str(value).replace("\n", " ").translate(_UNPRINTABLE)
+
+
+_UNPRINTABLE = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in (
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x200E,  # bidi marks and overrides: they reorder what follows on the terminal
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+"""Characters a table cell shows escaped: an object key may hold any of them, and a
+terminal would act on an escape sequence (move the cursor, retitle the window, hide
+text) instead of showing it. JSON output escapes them anyway."""
 
 
 __all__ = [
