@@ -154,12 +154,15 @@ DEPLOYED_FIELDS: tuple[str, ...] = (
     "inventory_config_id",
     "service_name",
     "metrics_namespace",
+    "source_bucket_owner",
 )
 """The settings a script must share with the deployed Lambdas, published as the stack's
 ``DeployedConfig`` output: the MessageGroupId (``message_groups``), what is indexed, the
-model and index, the queues, where the inventory and the metrics are. A script that used
-other values would order an object's messages differently from the router, or select,
-embed, name or count differently from what is deployed."""
+model and index, the queues, where the inventory and the metrics are, and the source
+bucket's configured owner (empty: the deploying account, which the Lambdas pin and the
+scripts then leave unpinned). A script that used other values would order an object's
+messages differently from the router, or select, embed, name or count differently from
+what is deployed, or read a bucket of that name another account owns."""
 
 INDEX_FIELDS: frozenset[str] = frozenset(
     (

@@ -30,6 +30,7 @@ from imgsearch.search_errors import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class QueryImage:
     size: int
     data: bytes | None = None
     s3_uri: str | None = None
+    bucket_owner: str | None = None
+    """The account pinned on ``s3_uri``'s bucket (:func:`source_owner`), for Bedrock's
+    ``s3Location.bucketOwner``."""
 
 
 def image_from_bytes(
@@ -103,6 +107,18 @@ def object_location(uri: str, what: str, allowed_buckets: frozenset[str] | None 
     return location
 
 
+def source_owner(cfg: PipelineConfig, bucket: str) -> str | None:
+    """The account ``ExpectedBucketOwner`` names on a read of ``bucket``, or None.
+
+    The configured ``source_bucket_owner`` (the stack always fills it for the Lambdas),
+    and only on the source bucket: another bucket's owner is not known. S3 answers 403
+    when another account owns a bucket of that name, instead of serving its objects.
+    """
+    if cfg.source_bucket_owner and bucket == cfg.source_bucket_name:
+        return cfg.source_bucket_owner
+    return None
+
+
 def read_s3_image(
     uri: str,
     s3: S3Client,
@@ -115,10 +131,16 @@ def read_s3_image(
     location = object_location(uri, what, allowed_buckets)
     bucket, key = location.bucket, location.key
     model = cfg.model
+    owner = source_owner(cfg, bucket)
+    request: GetObjectRequestTypeDef = {
+        "Bucket": bucket,
+        "Key": key,
+        "Range": f"bytes=0-{model.max_inline_image_bytes - 1}",
+    }
+    if owner:
+        request["ExpectedBucketOwner"] = owner
     try:
-        response = s3.get_object(
-            Bucket=bucket, Key=key, Range=f"bytes=0-{model.max_inline_image_bytes - 1}"
-        )
+        response = s3.get_object(**request)
     except ClientError as exc:
         code = error_code(exc)
         # NoSuchBucket is a 404 too: tell it apart before the object-not-found rule.
@@ -145,7 +167,9 @@ def read_s3_image(
             f"{what} {uri!r}: not an image the model can search with ({exc.detail})"
         ) from exc
     check_format(info.format, f"{what} {uri!r}", cfg)
-    return QueryImage(uri, info.format, info.width, info.height, total, s3_uri=uri)
+    return QueryImage(
+        uri, info.format, info.width, info.height, total, s3_uri=uri, bucket_owner=owner
+    )
 
 
 def check_format(image_format: str, source: str, cfg: PipelineConfig) -> None:
@@ -163,4 +187,5 @@ __all__ = [
     "object_location",
     "read_local_image",
     "read_s3_image",
+    "source_owner",
 ]

@@ -2,8 +2,9 @@
 
 A :class:`Faults` object holds rules; the front server asks it, for each Bedrock, S3
 Vectors or S3 object request, whether to delay it and whether to answer with an error
-instead. S3 rules add latency only (``GetObject``, ``HeadObject``...; ``match`` is tested
-against the request's bucket/key path): S3's XML errors are not modelled here.
+instead. S3 rules (``GetObject``, ``HeadObject``...; ``match`` is tested against the
+request's bucket/key path) add latency or answer one of S3's own errors
+(:data:`localcloud.services.errors.S3_ERRORS`, e.g. ``AccessDenied``) in S3's XML shape.
 Rules fire for the next N matching calls, or for a fraction of them (seeded, so a test
 run is repeatable), or for every matching call until cleared. ``match`` narrows a rule to
 requests whose body contains a string (e.g. one object's key or vector key).
@@ -27,7 +28,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from localcloud.services.bedrock import on_demand_unsupported
-from localcloud.services.errors import ServiceError
+from localcloud.services.errors import S3_ERRORS, S3Error, ServiceError
 
 Service = Literal["bedrock", "s3vectors", "s3"]
 SERVICES: tuple[str, ...] = ("bedrock", "s3vectors", "s3")
@@ -110,10 +111,11 @@ class FaultRule:
         if self.error is None and not self.latency_seconds:
             raise ValueError("a fault needs an error, a latency, or both")
         if self.service == "s3" and self.error is not None:
-            raise ValueError(
-                f"fault error {self.error!r} on service s3: S3 faults add latency only "
-                "(give latency_seconds, no error)"
-            )
+            if self.error not in S3_ERRORS:
+                raise ValueError(
+                    f"fault error {self.error!r} on service s3: use one of {sorted(S3_ERRORS)}"
+                )
+            self.message = self.message or S3_ERRORS[self.error][1]
 
     @property
     def exhausted(self) -> bool:
@@ -220,6 +222,21 @@ class Faults:
             FaultRule("s3vectors", error, operation, count=count, fraction=fraction, match=match)
         )
 
+    def s3_error(
+        self,
+        operation: str | None = "GetObject",
+        error: str = "AccessDenied",
+        *,
+        count: int | None = None,
+        fraction: float | None = None,
+        match: str | None = None,
+    ) -> FaultRule:
+        """S3 answers ``error`` (one of ``S3_ERRORS``) to matching calls of ``operation``;
+        ``match`` is tested against the request's ``/bucket/key`` path."""
+        return self.add(
+            FaultRule("s3", error, operation, count=count, fraction=fraction, match=match)
+        )
+
     def remove(self, rule_id: int) -> None:
         with self._lock:
             self._rules = [r for r in self._rules if r.id != rule_id]
@@ -267,7 +284,8 @@ class Faults:
                         rule.error, f"Injected fault: {rule.error}."
                     )
                     message = message.replace(MODEL_ID_SLOT, unquote(model_id))
-                    error = ServiceError(rule.error, message)
+                    shape = S3Error if rule.service == "s3" else ServiceError
+                    error = shape(rule.error, message)
                     self.injected[rule.error] = self.injected.get(rule.error, 0) + 1
             self._rules = [r for r in self._rules if not r.exhausted]
         return Decision(delay, error)

@@ -23,6 +23,7 @@ from scripts.ops.index_listing import list_vectors, source_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ListObjectsV2RequestPaginateTypeDef
 
 
 @dataclass
@@ -40,14 +41,24 @@ class DeletionPlan:
 
 
 def plan_prefix(
-    s3: S3Client, index: VectorIndex, bucket: str, prefix: str, *, scan_index: bool = False
+    s3: S3Client,
+    index: VectorIndex,
+    bucket: str,
+    prefix: str,
+    *,
+    scan_index: bool = False,
+    owner: str | None = None,
 ) -> DeletionPlan:
-    """Every stored vector of an object under ``s3://bucket/prefix``."""
+    """Every stored vector of an object under ``s3://bucket/prefix``; ``owner``: the
+    bucket's expected owner (``ExpectedBucketOwner``) when known."""
     plan = DeletionPlan(bucket, prefix)
     candidates: dict[str, str] = {}
     paginator = s3.get_paginator("list_objects_v2")
+    request: ListObjectsV2RequestPaginateTypeDef = {"Bucket": bucket, "Prefix": prefix}
+    if owner:
+        request["ExpectedBucketOwner"] = owner
     try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for page in paginator.paginate(**request):
             for obj in page.get("Contents") or []:
                 plan.objects_listed += 1
                 candidates[vector_key(bucket, obj["Key"])] = f"s3://{bucket}/{obj['Key']}"

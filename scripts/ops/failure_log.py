@@ -193,6 +193,19 @@ def millis_to_iso(value: Any) -> str | None:
     return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def iso_to_millis(iso: str | None) -> int | None:
+    """An ISO 8601 time (naive means UTC) -> epoch milliseconds, None if it is not one."""
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def _json_object(text: Any) -> dict[str, Any] | None:
     if not isinstance(text, str):
         return None
@@ -215,6 +228,7 @@ __all__ = [
     "LastError",
     "LogLookup",
     "embedder_log_group",
+    "iso_to_millis",
     "millis_to_iso",
     "recent_failures",
 ]

@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from imgsearch.aws_errors import is_missing_bucket
 from imgsearch.config import PipelineConfig
+from imgsearch.contract import FAILURE_OUTCOMES
 from imgsearch.converge import normalize_etag
 from imgsearch.enqueue import send_messages
 from imgsearch.limits import LIMITS
@@ -44,12 +45,13 @@ from imgsearch.s3uri import parse_s3_uri
 from imgsearch.selection import KeySelection
 from imgsearch.vectors import VectorIndex, stored_etag
 from scripts.ops.errors import BucketNotFound
-from scripts.ops.failure_log import LogLookup
+from scripts.ops.failure_log import PERMANENT_FAILURE, LastError, LogLookup, iso_to_millis
 from scripts.ops.index_listing import LIST_PAGE_MAX, list_vectors, source_of
-from scripts.ops.objects import object_exists
+from scripts.ops.objects import SourceBucket, object_exists
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ListObjectsV2RequestPaginateTypeDef
     from mypy_boto3_sqs import SQSClient
 
 RECENT_SECONDS = 900
@@ -123,8 +125,11 @@ FAILURE_LOOKUPS_MAX = 200
 # --------------------------------------------------------------------------- listing
 
 
-def list_objects(s3: S3Client, bucket: str, selection: KeySelection) -> Iterator[SourceObject]:
-    """Every object the pipeline indexes, by prefix (each configured prefix listed once)."""
+def list_objects(
+    s3: S3Client, bucket: str, selection: KeySelection, *, owner: str | None = None
+) -> Iterator[SourceObject]:
+    """Every object the pipeline indexes, by prefix (each configured prefix listed once);
+    ``owner``: the bucket's expected owner (``ExpectedBucketOwner``), when known."""
     prefixes = sorted(set(selection.prefixes))
     # "" covers everything; otherwise drop prefixes nested in another listed one.
     if "" in prefixes:
@@ -133,8 +138,11 @@ def list_objects(s3: S3Client, bucket: str, selection: KeySelection) -> Iterator
         prefixes = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
     paginator = s3.get_paginator("list_objects_v2")
     for prefix in prefixes:
+        request: ListObjectsV2RequestPaginateTypeDef = {"Bucket": bucket, "Prefix": prefix}
+        if owner:
+            request["ExpectedBucketOwner"] = owner
         try:
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for page in paginator.paginate(**request):
                 for obj in page.get("Contents") or []:
                     if selection.matches(obj["Key"]):
                         modified = obj.get("LastModified")
@@ -196,7 +204,9 @@ def check_objects(
     """Missing and outdated vectors for ``objects``; returns them by vector key.
 
     With ``failures`` (the embedder's logs), a missing vector whose object version the
-    embedder last reported as a ``permanent_failure`` is a ``failed`` finding instead.
+    embedder last reported as a ``permanent_failure`` is a ``failed`` finding instead, and
+    a ``missing`` one whose last attempt failed otherwise (retried, or in the DLQ) says why
+    (e.g. S3's AccessDenied naming ``source_kms_key_arn``): what to fix, not "no vector".
     """
     by_key = {vector_key(o.bucket, o.key): o for o in objects}
     keys = list(by_key)
@@ -207,17 +217,9 @@ def check_objects(
             obj = by_key[vkey]
             entry = stored.get(vkey)
             if entry is None:
-                failed = _permanent_failure(failures, obj, vkey, report)
+                kind, detail = _why_missing(failures, obj, vkey, report)
                 report.findings.append(
-                    Finding(
-                        "failed" if failed else "missing",
-                        obj.uri,
-                        vkey,
-                        failed or "no vector",
-                        _is_recent(obj, now),
-                        obj.size,
-                        obj.etag,
-                    )
+                    Finding(kind, obj.uri, vkey, detail, _is_recent(obj, now), obj.size, obj.etag)
                 )
             elif obj.etag and normalize_etag(stored_etag(entry)) not in (None, obj.etag):
                 report.findings.append(
@@ -235,10 +237,32 @@ def check_objects(
     return by_key
 
 
-def _permanent_failure(
+def _why_missing(
     failures: LogLookup | None, obj: SourceObject, vkey: str, report: VerifyReport
-) -> str | None:
-    """``"permanent failure: reason (detail)"`` if the logs say so for this version."""
+) -> tuple[str, str]:
+    """(kind, detail) of an object without a vector, from its last outcome line.
+
+    ``failed`` when the embedder last reported a permanent failure for this very version;
+    else ``missing``, with the last failure's reason and detail when there is one. A line
+    without an ETag (it failed before the object was read, e.g. HeadObject refused) is
+    about the key, so it explains a missing vector but records no version's failure.
+    """
+    last = _last_outcome(failures, obj, vkey, report)
+    if last is None or last.outcome not in FAILURE_OUTCOMES:
+        return "missing", "no vector"
+    line_etag = normalize_etag(last.etag)
+    if line_etag is not None and line_etag != obj.etag:
+        return "missing", "no vector"  # about another version of the object
+    why = (last.reason or "unknown") + (f" ({last.detail})" if last.detail else "")
+    if last.outcome == PERMANENT_FAILURE and line_etag is not None:
+        return "failed", f"permanent failure: {why}"
+    return "missing", f"no vector; the last attempt failed: {why}"
+
+
+def _last_outcome(
+    failures: LogLookup | None, obj: SourceObject, vkey: str, report: VerifyReport
+) -> LastError | None:
+    """The embedder's last outcome line for the object (bounded: one lookup each)."""
     if failures is None or not obj.etag:
         return None
     if report.failure_lookups >= FAILURE_LOOKUPS_MAX:
@@ -246,30 +270,11 @@ def _permanent_failure(
             report.failure_lookups += 1
             report.notes.append(
                 f"only the first {FAILURE_LOOKUPS_MAX} missing objects were checked against "
-                "the embedder's logs; others may be recorded permanent failures"
+                "the embedder's logs; others may be recorded failures"
             )
         return None
     report.failure_lookups += 1
-    since = _millis(obj.last_modified)
-    last = failures.last_outcome(vkey, since)
-    if last is None or last.outcome != "permanent_failure":
-        return None
-    if normalize_etag(last.etag) != obj.etag:
-        return None  # about another version of the object
-    why = last.reason or "unknown"
-    return f"permanent failure: {why}" + (f" ({last.detail})" if last.detail else "")
-
-
-def _millis(iso: str | None) -> int | None:
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return failures.last_outcome(vkey, iso_to_millis(obj.last_modified))
 
 
 def check_vectors_all(
@@ -306,6 +311,7 @@ def check_vectors_sample(
     selection: KeySelection,
     report: VerifyReport,
     rng: random.Random,
+    source: SourceBucket | None = None,
 ) -> None:
     """Orphans among ``n`` vectors from a random ListVectors segment (``--sample``)."""
     segment = (LIST_SEGMENTS, rng.randrange(LIST_SEGMENTS))
@@ -322,7 +328,8 @@ def check_vectors_sample(
             )
             continue
         uri = f"s3://{bucket}/{key}"
-        if not object_exists(s3, bucket, key):
+        owner = source.owner_for(bucket) if source is not None else None
+        if not object_exists(s3, bucket, key, owner=owner):
             report.findings.append(Finding("orphan", uri, vkey, "the object is gone"))
             continue
         if not selection.matches(key):
@@ -343,14 +350,18 @@ def verify(
     progress: Callable[[str], None] | None = None,
     failures: LogLookup | None = None,
 ) -> VerifyReport:
-    """Check both directions; ``sample`` None means ``--all``."""
+    """Check both directions; ``sample`` None means ``--all``.
+
+    Calls on ``source_bucket`` name the deployment's ``source_bucket_owner`` when known.
+    """
     rng = rng or random.Random()
     now = now or datetime.now(UTC)
     selection = KeySelection.from_config(cfg)
+    source = SourceBucket(source_bucket, cfg.source_bucket_owner or None)
     report = VerifyReport(
         mode="all" if sample is None else f"sample of {sample}", source_bucket=source_bucket
     )
-    stream = list_objects(s3, source_bucket, selection)
+    stream = list_objects(s3, source_bucket, selection, owner=source.owner)
     if sample is None:
         listed: set[bytes] = set()
         batch: list[SourceObject] = []
@@ -369,7 +380,7 @@ def verify(
     else:
         chosen, report.objects_listed = reservoir(stream, sample, rng)
         check_objects(chosen, index, report, now, failures)
-        check_vectors_sample(s3, index, sample, selection, report, rng)
+        check_vectors_sample(s3, index, sample, selection, report, rng, source)
     # Only a missing or outdated vector can still be on its way; a recorded failure, an
     # orphan or an unselected vector is final whenever its object changed.
     recent = sum(1 for f in report.findings if f.recent and f.kind in MAY_BE_QUEUED)

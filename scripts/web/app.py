@@ -163,7 +163,10 @@ def create_app(web: WebContext, access: Access) -> Starlette:
                 404, "this server knows no source bucket: restart it with --source-bucket"
             )
         bucket, under = web.source_bucket, request.query_params.get("under") or ""
-        listing = await run_in_threadpool(list_folders, web.clients("s3"), bucket, under)
+        owner = web.owner_for(bucket)
+        listing = await run_in_threadpool(
+            list_folders, web.clients("s3"), bucket, under, owner=owner
+        )
         return JSONResponse(listing.as_dict())
 
     async def failures(request: Request) -> Response:

@@ -33,6 +33,7 @@ from imgsearch.vectors import VectorIndex
 from scripts.common.cli import Clients
 from scripts.common.search_api import ApiError, SearchApiEndpoint, query_body, result_from_answer
 from scripts.ops import status as status_mod
+from scripts.ops.objects import SourceBucket
 from scripts.web import thumbnails
 from scripts.web.http_errors import HttpError
 from scripts.web.params import SearchParams
@@ -40,6 +41,7 @@ from scripts.web.status_cache import StatusCache
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, HeadObjectRequestTypeDef
 
 PRESIGN_SECONDS = 300
 """Presigned image URLs live 5 minutes: a leaked result list soon opens nothing; the page
@@ -267,6 +269,14 @@ class WebContext:
                 f"{self.source_bucket!r}; this server serves only that bucket's images",
             )
 
+    def owner_for(self, bucket: str) -> str | None:
+        """The ``ExpectedBucketOwner`` of calls on ``bucket`` (the source bucket's only).
+
+        Not in :meth:`presign`: a SigV4 presigned URL signs it as a header the browser's
+        GET would have to send, so the link would fail its signature check.
+        """
+        return SourceBucket(self.source_bucket, self.cfg.source_bucket_owner).owner_for(bucket)
+
     def presign(self, bucket: str, key: str) -> str:
         return str(
             self.presigner.generate_presigned_url(
@@ -302,8 +312,11 @@ class WebContext:
         return self.thumbs.get_or_make(name, make)
 
     def _render(self, s3: S3Client, bucket: str, key: str) -> thumbnails.Thumbnail:
+        request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
+        if owner := self.owner_for(bucket):
+            request["ExpectedBucketOwner"] = owner
         try:
-            response = s3.get_object(Bucket=bucket, Key=key)
+            response = s3.get_object(**request)
         except ClientError as exc:
             raise _missing(exc, bucket, key) or exc from exc
         body = response["Body"]
@@ -323,8 +336,11 @@ class WebContext:
             raise HttpError(415, f"s3://{bucket}/{key}: {exc}") from exc
 
     def _head(self, s3: S3Client, bucket: str, key: str) -> dict[str, Any]:
+        request: HeadObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
+        if owner := self.owner_for(bucket):
+            request["ExpectedBucketOwner"] = owner
         try:
-            return dict(s3.head_object(Bucket=bucket, Key=key))
+            return dict(s3.head_object(**request))
         except ClientError as exc:
             raise _missing(exc, bucket, key) or exc from exc
 

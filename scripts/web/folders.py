@@ -35,11 +35,21 @@ class FolderListing:
         return {"under": self.under, "folders": self.folders, "truncated": self.truncated}
 
 
-def list_folders(s3: S3Client, bucket: str, under: str, limit: int = FOLDERS_MAX) -> FolderListing:
-    """The direct subfolders of ``under`` (``""``: the bucket's top level), paged, capped."""
+def list_folders(
+    s3: S3Client,
+    bucket: str,
+    under: str,
+    limit: int = FOLDERS_MAX,
+    *,
+    owner: str | None = None,
+) -> FolderListing:
+    """The direct subfolders of ``under`` (``""``: the bucket's top level), paged, capped;
+    ``owner``: the bucket's expected owner (``ExpectedBucketOwner``) when known."""
     folder = normalise_folder(under, bucket, what="under")
     found: list[str] = []
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": folder, "Delimiter": "/"}
+    if owner:
+        kwargs["ExpectedBucketOwner"] = owner
     for _ in range(PAGES_MAX):
         kwargs["MaxKeys"] = min(1000, limit + 1 - len(found))
         response = s3.list_objects_v2(**kwargs)

@@ -1,4 +1,4 @@
-"""S3 latency rules, the rule constructor other tests build, and operation names."""
+"""S3 latency and error rules, the rule constructor other tests build, and operation names."""
 
 from __future__ import annotations
 
@@ -17,9 +17,24 @@ def test_an_s3_rule_delays_its_operation_and_object_only() -> None:
     assert faults.decide("s3vectors", "GetObject", b"/src/photos/a.jpg").delay == 0.0
 
 
-def test_s3_rules_add_latency_only() -> None:
-    with pytest.raises(ValueError, match="S3 faults add latency only"):
-        Faults().add_from_json({"service": "s3", "error": "SlowDown", "latency_seconds": 1})
+def test_an_s3_error_rule_answers_in_s3s_xml_shape() -> None:
+    faults = Faults()
+    rule = faults.s3_error("GetObject", "AccessDenied", match="photos/a.jpg")
+    error = faults.decide("s3", "GetObject", b"/src/photos/a.jpg").error
+    assert error is not None and error.status == 403
+    body = error.body().decode()
+    assert "<Code>AccessDenied</Code>" in body and "<Message>Access Denied</Message>" in body
+    assert ("Content-Type", "application/xml") in error.headers()
+    assert faults.decide("s3", "HeadObject", b"/src/photos/a.jpg").error is None
+    assert faults.decide("s3", "GetObject", b"/src/photos/b.jpg").error is None
+    assert rule.fired == 1
+
+
+def test_s3_errors_are_s3s_own_codes() -> None:
+    slow = Faults().add_from_json({"service": "s3", "error": "SlowDown", "count": 1})
+    assert slow.message == "Please reduce your request rate."
+    with pytest.raises(ValueError, match="AccessDenied"):
+        Faults().add_from_json({"service": "s3", "error": "ThrottlingException"})
 
 
 def test_the_positional_constructor_still_builds_a_latency_rule() -> None:

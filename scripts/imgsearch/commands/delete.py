@@ -12,7 +12,7 @@ from scripts.common.console import print_json
 from scripts.common.errors import EXIT_INCOMPLETE, EXIT_OK, CliError
 from scripts.imgsearch.context import Context, object_uri, say
 from scripts.ops import deletion
-from scripts.ops.objects import object_exists
+from scripts.ops.objects import SourceBucket, object_exists
 
 if TYPE_CHECKING:
     from scripts.imgsearch.commands import Subparsers
@@ -48,7 +48,9 @@ def _delete_one(ctx: Context, uri: str) -> int:
     existed = vkey in ctx.index.get([vkey])
     if existed:
         ctx.index.delete([vkey])
-    still_there = object_exists(ctx.clients("s3"), location.bucket, location.key)
+    still_there = object_exists(
+        ctx.clients("s3"), location.bucket, location.key, owner=_owner(ctx, location.bucket)
+    )
     result = {"uri": uri, "vector_key": vkey, "deleted": existed, "object_exists": still_there}
     if ctx.json:
         print_json(result)
@@ -69,7 +71,12 @@ def _delete_prefix(ctx: Context, prefix_uri: str) -> int:
     location = parse_s3_uri(prefix_uri, "--prefix")
     bucket, prefix = location.bucket, location.key
     plan = deletion.plan_prefix(
-        ctx.clients("s3"), ctx.index, bucket, prefix, scan_index=args.scan_index
+        ctx.clients("s3"),
+        ctx.index,
+        bucket,
+        prefix,
+        scan_index=args.scan_index,
+        owner=_owner(ctx, bucket),
     )
     if plan.count == 0:
         message = (
@@ -101,6 +108,15 @@ def _delete_prefix(ctx: Context, prefix_uri: str) -> int:
     else:
         print(f"deleted {deleted} vector(s) under s3://{bucket}/{prefix}")
     return EXIT_OK
+
+
+def _owner(ctx: Context, bucket: str) -> str | None:
+    """The deployment's source bucket owner, for calls on the source bucket only."""
+    source = SourceBucket(
+        ctx.deployment.source_bucket(ctx.args.source_bucket), ctx.cfg.source_bucket_owner
+    )
+    ctx.show_notes()
+    return source.owner_for(bucket)
 
 
 def _confirm(question: str, assume_yes: bool) -> None:
