@@ -225,6 +225,7 @@ class Searcher:
                 image_format=image.format,
                 data=image.data,
                 s3_uri=image.s3_uri,
+                bucket_owner=image.bucket_owner,
             )
         )
         query = {

@@ -29,7 +29,7 @@ from imgsearch.aws_errors import is_missing_object
 from imgsearch.s3uri import is_s3_uri, parse_s3_uri
 from scripts.backfill.errors import CheckpointError
 from scripts.backfill.manifest import S3ClientFactory
-from scripts.common.cli import describe_aws_error
+from scripts.common.errors import describe_aws_error
 
 FORMAT_VERSION = 1
 

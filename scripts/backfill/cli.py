@@ -46,11 +46,12 @@ from scripts.common.cli import (
     add_aws_options,
     clients_from_args,
     config_from_args,
-    describe_aws_error,
     run_main,
 )
 from scripts.common.deployed_config import given_settings
 from scripts.common.deployment import QUEUE_MISSING_CODES, Deployment
+from scripts.common.errors import describe_aws_error
+from scripts.ops.objects import SourceBucket
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -313,7 +314,9 @@ def _open_source(
     if args.from_listing:
         if not is_s3_uri(args.from_listing):
             raise CliError(f"--from-listing {args.from_listing!r}: expected s3://bucket/prefix")
-        return listing_source(parse_s3_uri(args.from_listing, "--from-listing"), s3)
+        uri = parse_s3_uri(args.from_listing, "--from-listing")
+        owner = SourceBucket(expected, cfg.source_bucket_owner).owner_for(uri.bucket)
+        return listing_source(uri, s3, owner)
     where = resolve_manifest(
         args.manifest,
         s3,

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from imgsearch.aws_errors import is_missing_bucket, is_missing_object
 from imgsearch.s3uri import S3Uri, is_s3_uri, parse_s3_uri
 from scripts.backfill.errors import InventoryError
-from scripts.common.cli import describe_aws_error
+from scripts.common.errors import describe_aws_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

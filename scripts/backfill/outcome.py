@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts.backfill.run import Backfill
-from scripts.common.cli import describe_aws_error
+from scripts.common.errors import describe_aws_error
 
 PROG = "imgsearch-backfill"
 

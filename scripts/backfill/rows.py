@@ -234,14 +234,19 @@ class ListingRows:
     """Rows from ListObjectsV2, for a bucket with no inventory report yet.
 
     Resuming starts after the last acknowledged key (``StartAfter``), as the listing is
-    in key order; ``fraction`` is unknown (0) because the total is unknown.
+    in key order; ``fraction`` is unknown (0) because the total is unknown. ``owner``:
+    the ``ExpectedBucketOwner`` to send (the source bucket's, when known), so another
+    account's bucket of that name is refused instead of listed.
     """
 
-    def __init__(self, s3_client: S3Client, uri: S3Uri, start_after: str | None) -> None:
+    def __init__(
+        self, s3_client: S3Client, uri: S3Uri, start_after: str | None, owner: str | None = None
+    ) -> None:
         self.name = str(uri)
         self._s3 = s3_client
         self._uri = uri
         self._start_after = start_after
+        self._owner = owner
 
     def fraction(self) -> float:
         return 0.0
@@ -253,6 +258,8 @@ class ListingRows:
         kwargs: dict[str, Any] = {"Bucket": self._uri.bucket, "Prefix": self._uri.key}
         if self._start_after:
             kwargs["StartAfter"] = self._start_after
+        if self._owner:
+            kwargs["ExpectedBucketOwner"] = self._owner
         try:
             for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
                 for obj in page.get("Contents") or []:

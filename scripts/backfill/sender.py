@@ -41,7 +41,7 @@ from imgsearch.aws_errors import (
 )
 from imgsearch.enqueue import settle_batch
 from scripts.backfill.errors import SendError
-from scripts.common.cli import describe_aws_error
+from scripts.common.errors import describe_aws_error
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

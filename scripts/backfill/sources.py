@@ -84,11 +84,12 @@ def manifest_source(manifest: Manifest, s3: S3ClientFactory) -> Source:
     )
 
 
-def listing_source(uri: S3Uri, s3: S3ClientFactory) -> Source:
-    """One input, the ListObjectsV2 listing, resumed after the last acknowledged key."""
+def listing_source(uri: S3Uri, s3: S3ClientFactory, owner: str | None = None) -> Source:
+    """One input, the ListObjectsV2 listing, resumed after the last acknowledged key;
+    ``owner``: the bucket's expected owner (:meth:`SourceBucket.owner_for`), or None."""
 
     def open_input(progress: InputProgress, workdir: Path) -> OpenedInput:
-        reader = ListingRows(s3(), uri, progress.after_key)
+        reader = ListingRows(s3(), uri, progress.after_key, owner)
         return reader, reader.rows()
 
     return Source(

@@ -22,14 +22,9 @@ import botocore.config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
     ProfileNotFound,
 )
 
-from imgsearch.aws_errors import error_code, error_message
 from imgsearch.config import ConfigError, PipelineConfig, load_config
 from imgsearch.s3uri import S3UriError
 from imgsearch.search_errors import SearchError
@@ -41,6 +36,7 @@ from scripts.common.errors import (
     EXIT_OK,
     CliError,
     ToolError,
+    describe_aws_error,
 )
 
 if TYPE_CHECKING:
@@ -53,15 +49,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3vectors import S3VectorsClient
     from mypy_boto3_sqs import SQSClient
-
-
-CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    NoRegionError,
-)
-"""Errors no fallback can fix: they must reach the operator, never be swallowed."""
 
 
 # --------------------------------------------------------------------------- options
@@ -229,37 +216,6 @@ def clients_from_args(
 # --------------------------------------------------------------------------- errors
 
 
-def describe_aws_error(exc: BaseException) -> str:
-    """One line saying what failed and what to do about it."""
-    if isinstance(exc, NoCredentialsError):
-        return (
-            "no AWS credentials found: configure them (aws configure, AWS_PROFILE or "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or pass --profile"
-        )
-    if isinstance(exc, PartialCredentialsError):
-        return f"incomplete AWS credentials ({exc}); set both the key id and the secret"
-    if isinstance(exc, ProfileNotFound):
-        return f"{exc}; check --profile / AWS_PROFILE"
-    if isinstance(exc, NoRegionError):
-        return "no AWS region: pass --region or set AWS_REGION"
-    if isinstance(exc, EndpointConnectionError):
-        where = exc.kwargs.get("endpoint_url", "the endpoint")
-        return f"cannot reach {where}: check the network, --region and --endpoint-url"
-    if isinstance(exc, ClientError):
-        op = getattr(exc, "operation_name", "") or "AWS call"
-        message = error_message(exc)
-        code = error_code(exc)
-        hint = ""
-        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-            hint = "; check the IAM permissions of these credentials"
-        elif code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"):
-            hint = "; refresh the credentials"
-        return f"{op} failed: {code}: {message}{hint}"
-    if isinstance(exc, BotoCoreError):
-        return f"AWS SDK error: {exc}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def one_line(text: str) -> str:
     """Collapse a multi-line message (botocore's parameter errors have several) to one."""
     return " ".join(text.split())
@@ -290,7 +246,6 @@ def run_main(body: Callable[[], int], *, prog: str) -> int:
 
 
 __all__ = [
-    "CREDENTIAL_ERRORS",
     "EXIT_BROKEN_PIPE",
     "EXIT_ERROR",
     "EXIT_INCOMPLETE",
@@ -302,7 +257,6 @@ __all__ = [
     "add_aws_options",
     "clients_from_args",
     "config_from_args",
-    "describe_aws_error",
     "one_line",
     "parse_context",
     "run_main",

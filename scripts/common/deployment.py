@@ -22,9 +22,9 @@ from imgsearch.aws_errors import error_code
 from imgsearch.blueprint import parse_deployed_config
 from imgsearch.config import ConfigError, PipelineConfig
 from imgsearch.contract import OUTPUTS
-from scripts.common.cli import CREDENTIAL_ERRORS, Clients, describe_aws_error
+from scripts.common.cli import Clients
 from scripts.common.deployed_config import apply_deployed
-from scripts.common.errors import DeploymentError
+from scripts.common.errors import CREDENTIAL_ERRORS, DeploymentError, describe_aws_error
 
 QUEUE_MISSING_CODES = frozenset(
     {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}

@@ -42,7 +42,7 @@ from imgsearch.s3uri import parse_s3_uri
 from imgsearch.vectors import VectorIndex
 from scripts.ops.dlq_batches import delete_moved, receive_batches
 from scripts.ops.failure_log import LastError, LogLookup, millis_to_iso
-from scripts.ops.objects import object_exists
+from scripts.ops.objects import SourceBucket, object_exists
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -224,11 +224,13 @@ def body_preview(body: str) -> str:
     return head if shown == len(body) else f"{head}... ({len(body)} characters)"
 
 
-def object_state(s3: S3Client, uri: str) -> str:
-    """``exists`` / ``gone`` / ``unknown: <code>`` (a listing shows it, never fails on it)."""
+def object_state(s3: S3Client, uri: str, source: SourceBucket | None = None) -> str:
+    """``exists`` / ``gone`` / ``unknown: <code>`` (a listing shows it, never fails on it);
+    on ``source``'s bucket naming its owner (another account's answers 403: unknown)."""
     location = parse_s3_uri(uri)
+    owner = source.owner_for(location.bucket) if source is not None else None
     try:
-        return "exists" if object_exists(s3, location.bucket, location.key) else "gone"
+        return "exists" if object_exists(s3, location.bucket, location.key, owner=owner) else "gone"
     except ClientError as exc:
         return f"unknown: {error_code(exc)}"
 
@@ -241,9 +243,11 @@ def list_dlq(
     logs: LogLookup,
     dlq_url: str,
     limit: int,
+    source: SourceBucket | None = None,
 ) -> DlqListing[DlqEntry]:
     """The DLQ's messages, peeked (nothing moves); ``index`` None: without S3 Vectors
-    access (``serve --api``), so each entry's ``vector_state`` stays unknown (None)."""
+    access (``serve --api``), so each entry's ``vector_state`` stays unknown (None).
+    ``source``: the source bucket and its owner, pinned on each object's ``HeadObject``."""
     depth = queue_depth(sqs, dlq_url)
     listing: DlqListing[DlqEntry] = DlqListing(queue=dlq_url, depth=depth, entries=[])
     if depth == 0:
@@ -257,7 +261,7 @@ def list_dlq(
             continue
         if index is not None:
             entry.vector_state = "present" if entry.vector_key in stored else "missing"
-        entry.object_state = object_state(s3, entry.uri)
+        entry.object_state = object_state(s3, entry.uri, source)
         sent = (message.get("Attributes") or {}).get("SentTimestamp")
         entry.last_error = logs.last_failure(
             entry.vector_key, int(sent) if sent and str(sent).isdigit() else None

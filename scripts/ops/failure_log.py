@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from imgsearch.aws_errors import error_code
 from imgsearch.contract import FAILURE_OUTCOMES, OUTCOME_FIELDS
-from scripts.common.cli import CREDENTIAL_ERRORS, describe_aws_error
+from scripts.common.errors import CREDENTIAL_ERRORS, describe_aws_error
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

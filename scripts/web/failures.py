@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from scripts.ops import dlq
 from scripts.ops.failure_log import LogLookup, recent_failures
+from scripts.ops.objects import SourceBucket
 
 if TYPE_CHECKING:
     from scripts.web.context import WebContext
@@ -66,6 +67,7 @@ def list_failures(web: WebContext, limit: int = FAILURES_MAX) -> dict[str, Any]:
         logs=LogLookup(web.clients("logs"), log_group, notes.append),
         dlq_url=web.dlq_url(),
         limit=limit,
+        source=SourceBucket(web.source_bucket, web.cfg.source_bucket_owner),
     )
     queued = [
         {

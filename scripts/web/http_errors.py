@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse, Response
 from imgsearch.aws_errors import NETWORK_ERRORS
 from imgsearch.s3uri import S3UriError
 from imgsearch.search_errors import SearchError
-from scripts.common.cli import describe_aws_error, one_line
-from scripts.common.errors import ToolError
+from scripts.common.cli import one_line
+from scripts.common.errors import ToolError, describe_aws_error
 
 
 class HttpError(Exception):

@@ -1,14 +1,16 @@
 """The scripts pin the source bucket's owner as the embedder does (``ExpectedBucketOwner``).
 
 A deployment with ``source_bucket_owner`` publishes it in ``DeployedConfig``; ``verify``,
-``delete`` and the web app's thumbnail and folder calls then send it on every request to
-the source bucket, so a bucket of that name re-created by another account is refused by
-S3 instead of being read. moto ignores the header, so the requests are read where they
-leave botocore (a ``before-send`` hook every new botocore session registers).
+``delete``, ``dlq list`` and the web app's thumbnail and folder calls then send it on
+every request to the source bucket, so a bucket of that name re-created by another
+account is refused by S3 instead of being read. moto ignores the header, so the requests
+are read where they leave botocore (a ``before-send`` hook every new botocore session
+registers).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from urllib.parse import urlencode
 import botocore.handlers
 import pytest
 
+from imgsearch.messages import vector_key
 from localcloud.cloud import LocalCloud
 from localcloud.services.front import ACCOUNT_ID
 from tests.e2e.cli_harness import photo_jpeg, run_cli
@@ -90,6 +93,25 @@ def test_scripts_send_the_deployed_owner_on_source_bucket_calls(
         calls = sent.to(bucket)
     assert {method for method, _, _ in calls} >= {"GET", "HEAD"}
     assert {owner for _, _, owner in calls} == {ACCOUNT_ID}, calls
+
+
+def test_dlq_list_sends_the_deployed_owner_on_its_head_object(
+    make_cloud: Callable[..., LocalCloud], capsys: Capsys, sent: Sent
+) -> None:
+    cloud = make_cloud(source_bucket_owner=ACCOUNT_ID, max_receive_count=2)
+    bucket = cloud.resources.source_bucket
+    key = "photos/doomed.jpg"
+    rule = cloud.faults.s3vectors_error(
+        "PutVectors", "ServiceUnavailableException", match=vector_key(bucket, key)
+    )
+    upload(cloud, key, photo_jpeg("astronaut", 96))
+    assert assert_accounted(cloud).in_dlq == 1 and rule.fired
+    sent.to(bucket)
+    run = run_cli(cloud, capsys, "dlq", "list", "--output", "json")
+    assert run.code == 0, run.err
+    calls = sent.to(bucket)
+    assert [(method, owner) for method, _, owner in calls] == [("HEAD", ACCOUNT_ID)], calls
+    assert json.loads(run.out)["messages"][0]["object_state"] == "exists"
 
 
 def test_without_a_configured_owner_the_scripts_send_none(

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
+import botocore.handlers
 import pytest
 from moto import mock_aws
 
@@ -193,6 +194,36 @@ def test_from_listing_for_a_bucket_without_inventory(
     assert len(messages) == 23
     assert parse_message(messages[0]["Body"]).etag  # the listing's ETag, quotes stripped
     assert again == 0 and second["status"] == "already_complete"
+
+
+@pytest.mark.parametrize("owner", ["123456789012", None])
+def test_from_listing_names_the_source_buckets_owner(
+    aws_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    owner: str | None,
+) -> None:
+    """The listing is a call on the source bucket: it pins the configured owner, as the
+    embedder's reads do, so another account's bucket of that name is refused (403)."""
+    sent: list[tuple[str, str | None]] = []  # moto ignores the header: read it as it leaves
+
+    def record(request: Any, **_: Any) -> None:
+        header = request.headers.get("x-amz-expected-bucket-owner")
+        sent.append((request.url, header.decode() if isinstance(header, bytes) else header))
+
+    handlers = [*botocore.handlers.BUILTIN_HANDLERS, ("before-send.s3", record)]
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", handlers)
+    pinned = ("-c", f"source_bucket_owner={owner}") if owner else ()
+    with mock_aws():
+        s3, _, _ = bs.make_world()
+        s3.put_object(Bucket=bs.SOURCE, Key="pics/a.jpg", Body=b"img")
+        sent.clear()
+        code, summary, _ = _run(
+            capsys, "--from-listing", f"s3://{bs.SOURCE}/pics/", *CLI_BASE, *pinned
+        )
+    assert code == 0 and summary["sent"] == 1
+    listed = [header for url, header in sent if "list-type=2" in url]
+    assert listed and set(listed) == {owner}, sent
 
 
 def test_checkpoint_refuses_another_manifest_unless_restart(

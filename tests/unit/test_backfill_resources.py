@@ -21,12 +21,11 @@ from scripts.common.cli import (
     add_aws_options,
     clients_from_args,
     config_from_args,
-    describe_aws_error,
     parse_context,
     run_main,
 )
 from scripts.common.deployment import Deployment
-from scripts.common.errors import DeploymentError
+from scripts.common.errors import DeploymentError, describe_aws_error
 from tests.unit.backfill_support import aws_env
 
 __all__ = ["aws_env"]

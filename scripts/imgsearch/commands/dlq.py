@@ -11,6 +11,7 @@ from scripts.common.errors import EXIT_INCOMPLETE, EXIT_OK, CliError
 from scripts.imgsearch.context import Context, say
 from scripts.ops import dlq, router_dlq
 from scripts.ops.dlq import EntryT
+from scripts.ops.objects import SourceBucket
 
 if TYPE_CHECKING:
     from scripts.imgsearch.commands import Subparsers
@@ -50,6 +51,9 @@ def run_list(ctx: Context) -> int:
         return _list_router(ctx)
     url = ctx.dlq_url()
     lookup = ctx.embedder_logs("to see why messages failed")
+    source = SourceBucket(
+        ctx.deployment.source_bucket(ctx.args.source_bucket), ctx.cfg.source_bucket_owner
+    )
     listing = dlq.list_dlq(
         sqs=ctx.clients("sqs"),
         s3=ctx.clients("s3"),
@@ -57,6 +61,7 @@ def run_list(ctx: Context) -> int:
         logs=lookup,
         dlq_url=url,
         limit=ctx.args.max,
+        source=source,
     )
     return _show(ctx, listing, "the dead-letter queue", "message(s)", _entry_block)
 
