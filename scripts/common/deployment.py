@@ -40,6 +40,8 @@ class Deployment:
         self.use_stack = use_stack
         self.notes: list[str] = []
         """Why a fallback was taken, for the operator (printed by the scripts)."""
+        self.stack_account = ""
+        """The account the stack is deployed in (from its StackId), once it was read."""
 
     # ------------------------------------------------------------------ stack outputs
 
@@ -71,6 +73,8 @@ class Deployment:
         stacks = response.get("Stacks") or []
         if not stacks:
             return {}
+        arn = str(stacks[0].get("StackId") or "").split(":")  # arn:aws:cloudformation:r:acct:..
+        self.stack_account = arn[4] if len(arn) > 5 else ""
         return {
             str(o["OutputKey"]): str(o["OutputValue"])
             for o in stacks[0].get("Outputs") or []
@@ -104,6 +108,10 @@ class Deployment:
         deployed value is refused. Later lookups here use the settled config too.
         """
         cfg, notes = apply_deployed(self.cfg, self.deployed_config, given, exempt=exempt)
+        if self.deployed_config and not cfg.source_bucket_owner and self.stack_account:
+            # What the stack does with an empty setting: the Lambdas pin the deploying
+            # account (infra.storage.source_bucket_owner), so the scripts pin it too.
+            cfg = cfg.replace(source_bucket_owner=self.stack_account)
         self.notes.extend(notes)
         self.cfg = cfg
         return cfg

@@ -114,13 +114,15 @@ def test_dlq_list_sends_the_deployed_owner_on_its_head_object(
     assert json.loads(run.out)["messages"][0]["object_state"] == "exists"
 
 
-def test_without_a_configured_owner_the_scripts_send_none(
+def test_without_a_configured_owner_the_scripts_pin_the_stacks_account(
     cloud: LocalCloud, capsys: Capsys, sent: Sent
 ) -> None:
+    """The stack's default: the Lambdas pin the deploying account; the scripts read it
+    from the stack's id, so a same-named bucket of another account is never read."""
     bucket = cloud.resources.source_bucket
     upload(cloud, "photos/a.jpg", photo_jpeg("rocket", 96))
     assert_accounted(cloud)
     sent.to(bucket)
     assert run_cli(cloud, capsys, "verify", "--sample", "5").code == 0
     calls = sent.to(bucket)
-    assert calls and {owner for _, _, owner in calls} == {None}
+    assert calls and {owner for _, _, owner in calls} == {ACCOUNT_ID}

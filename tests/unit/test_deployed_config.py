@@ -121,6 +121,22 @@ def test_settle_reads_the_stack_output(aws_env: Path) -> None:
             Deployment(cfg, Clients(boto3.Session())).settle({"message_groups": "-c"})
 
 
+def test_an_empty_owner_setting_pins_the_stacks_own_account_as_the_lambdas_do(
+    aws_env: Path,
+) -> None:
+    cfg = load_config()
+    assert cfg.source_bucket_owner == ""
+    with mock_aws():
+        _stack(cfg, **{OUTPUTS.deployed_config: deployed_config_json(cfg)})
+        account = boto3.client("sts").get_caller_identity()["Account"]
+        assert Deployment(cfg, Clients(boto3.Session())).settle({}).source_bucket_owner == account
+    other = cfg.replace(source_bucket_owner="111122223333")  # a bucket another account owns
+    with mock_aws():
+        _stack(other, **{OUTPUTS.deployed_config: deployed_config_json(other)})
+        settled = Deployment(cfg, Clients(boto3.Session())).settle({})
+        assert settled.source_bucket_owner == "111122223333"
+
+
 def test_a_stack_without_the_output_or_without_a_stack_keeps_the_local_config(
     aws_env: Path,
 ) -> None:
