@@ -27,21 +27,20 @@ _FIVE_MINUTES = cdk.Duration.minutes(5)
 _WIDTH = 24
 """A dashboard row is 24 units wide."""
 SEARCH_5XX_ALARM_PERCENT = 5
-MODEL_CALLS_PER_IMAGE_ALARM = 3
-"""InvokeModel calls per embedded image in 5 minutes above which a wave of calls alarms.
-One image takes one call; retries add some; a loop that keeps re-embedding, or a retry
-storm, shows as several. Scale-free, so a 10M-image backfill at full speed is no alarm."""
 """The search API's 5xx share (of requests in 5 minutes) that alarms."""
+MODEL_CALLS_PER_IMAGE_ALARM = 3
+"""InvokeModel calls per embedded image in 5 minutes above which the embedder's retries
+alarm. One image takes one call; a storm of retries (throttling, a failing model) shows
+as several. A ratio, so it alarms at any scale, a full-speed backfill included."""
+MODEL_CALLS_MIN_IMAGES = 20
+"""Images embedded in 5 minutes below which the ratio is not judged: a few retries in a
+quiet period are not a storm (the failed-calls alarm speaks for a stalled pipeline)."""
 
 
 def _model_calls_per_image(cfg: PipelineConfig) -> cw.MathExpression:
-    """The embedder's InvokeModel calls per image embedded, over 5 minutes.
-
-    Bedrock's ``Invocations`` counts the calls it accepted (those that then failed too)
-    but no throttled ones, so those are added; the search API's own calls on the model
-    (its ``SearchModelCalls`` metric) are taken off. No image embedded gives 0: the other
-    alarms (failed calls, permanent failures, queue age) speak for a pipeline that stalls.
-    """
+    """The embedder's InvokeModel calls per image embedded, over 5 minutes: its own
+    metrics of this stack (images embedded, Bedrock retries), not Bedrock's account-wide
+    counts, which other callers of the model (another stack, the CLI's searches) share."""
 
     def ours(metric_name: str) -> cw.Metric:
         return cw.Metric(
@@ -54,14 +53,11 @@ def _model_calls_per_image(cfg: PipelineConfig) -> cw.MathExpression:
 
     return cw.MathExpression(
         expression=(
-            "IF(embedded > 0, (FILL(calls, 0) + FILL(throttled, 0) - FILL(search, 0))"
-            " / embedded, 0)"
+            f"IF(embedded >= {MODEL_CALLS_MIN_IMAGES}, (embedded + FILL(retries, 0)) / embedded, 0)"
         ),
         using_metrics={
-            "calls": _bedrock_metric(cfg, "Invocations"),
-            "throttled": _bedrock_metric(cfg, "InvocationThrottles"),
-            "search": ours(METRICS.search_model_calls),
             "embedded": ours(METRICS.images_embedded),
+            "retries": ours(METRICS.transient_retries),
         },
         label="InvokeModel calls per embedded image",
         period=_FIVE_MINUTES,
@@ -174,9 +170,10 @@ class Observability(Construct):
             self._above(
                 "ModelCallsPerImageAlarm",
                 f"{name}-model-calls-per-image",
-                f"More than {MODEL_CALLS_PER_IMAGE_ALARM} InvokeModel calls on {cfg.model_id} "
-                "per embedded image in 5 minutes: retries, or objects embedded again and "
-                "again (a redrive or verify --fix loop); see the embedder's log.",
+                f"More than {MODEL_CALLS_PER_IMAGE_ALARM} InvokeModel calls per embedded "
+                f"image in 5 minutes (over at least {MODEL_CALLS_MIN_IMAGES} images): a "
+                "storm of Bedrock retries, each a billed or throttled call; see the "
+                "embedder's log (retry_reason).",
                 _model_calls_per_image(cfg),
                 MODEL_CALLS_PER_IMAGE_ALARM,
             ),

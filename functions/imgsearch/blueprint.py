@@ -160,7 +160,7 @@ DEPLOYED_FIELDS: tuple[str, ...] = (
 ``DeployedConfig`` output: the MessageGroupId (``message_groups``), what is indexed, the
 model and index, the queues, where the inventory and the metrics are, and the source
 bucket's configured owner (empty: the deploying account, which the Lambdas pin and the
-scripts then leave unpinned). A script that used other values would order an object's
+scripts read from the stack's id). A script that used other values would order an object's
 messages differently from the router, or select, embed, name or count differently from
 what is deployed, or read a bucket of that name another account owns."""
 

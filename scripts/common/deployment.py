@@ -108,10 +108,16 @@ class Deployment:
         deployed value is refused. Later lookups here use the settled config too.
         """
         cfg, notes = apply_deployed(self.cfg, self.deployed_config, given, exempt=exempt)
-        if self.deployed_config and not cfg.source_bucket_owner and self.stack_account:
+        published = "source_bucket_owner" in self.deployed_config  # older stacks: unknown
+        if published and not cfg.source_bucket_owner and self.stack_account:
             # What the stack does with an empty setting: the Lambdas pin the deploying
             # account (infra.storage.source_bucket_owner), so the scripts pin it too.
             cfg = cfg.replace(source_bucket_owner=self.stack_account)
+        created = self.outputs.get(OUTPUTS.source_bucket_name)
+        if created and not cfg.source_bucket_name:
+            # the bucket the stack created: the core's rules (which bucket is "the source",
+            # e.g. to pin its owner on a query image) then hold for it as in the Lambdas
+            cfg = cfg.replace(source_bucket_name=created)
         self.notes.extend(notes)
         self.cfg = cfg
         return cfg

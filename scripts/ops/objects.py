@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 class SourceBucket:
     """The bucket a command treats as the source bucket, and its owner when known.
 
-    The owner is the deployment's ``source_bucket_owner`` (``DeployedConfig``); empty
-    means unknown, and nothing is pinned, as in the embedder.
+    The owner is the deployment's ``source_bucket_owner`` (``DeployedConfig``, or the
+    stack's own account when that is empty: ``Deployment.settle``); empty means unknown
+    (no readable stack), and nothing is pinned.
     """
 
     name: str | None

@@ -21,7 +21,6 @@ from cfnlint.api import lint
 
 from imgsearch.config import ConfigError, PipelineConfig
 from imgsearch.contract import METRICS
-from infra.observability import MODEL_CALLS_PER_IMAGE_ALARM
 from tests.infra.conftest import Synth, SynthFn
 
 VECTOR_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -250,32 +249,54 @@ def test_one_source_key_or_a_list_reads_back_from_the_lambda_environment() -> No
     assert PipelineConfig.from_env(both.to_lambda_env()) == both
 
 
-def test_a_wave_of_model_calls_per_embedded_image_alarms(synth: SynthFn) -> None:
-    """Successful calls count too: a loop that re-embeds (each call answered) shows as
-    more InvokeModel calls than images embedded, whatever the scale of the run."""
+def _evaluate(expression: str, values: dict[str, float | None]) -> float:
+    """CloudWatch metric math's IF and FILL over one period's sums (None: no data).
+
+    Python evaluates both branches of IF, so a zero count stands as NaN here: every
+    comparison with it is false, as IF's condition is, and no branch divides by zero."""
+    env: dict[str, Any] = {
+        "IF": lambda cond, then, other: then if cond else other,
+        "FILL": lambda value, fill: fill if value is None else value,
+    }
+    env |= {k: float("nan") if v == 0 else v for k, v in values.items()}
+    return float(eval(expression, {"__builtins__": {}}, env))  # the alarm's own expression
+
+
+@pytest.mark.parametrize(
+    ("embedded", "retries", "alarms"),
+    [
+        (1000, 0, False),  # a full-speed backfill: one call per image
+        (1000, 900, False),  # heavy but bounded retrying: 1.9 calls per image
+        (1000, 2500, True),  # a retry storm: 3.5 calls per image
+        (5, 40, False),  # a quiet period: too few images to judge (the failed-calls alarm)
+        (0, 400, False),  # nothing embedded: no ratio
+        (50, None, False),  # no retry datapoint at all
+    ],
+)
+def test_a_storm_of_model_retries_per_embedded_image_alarms(
+    synth: SynthFn, embedded: int, retries: int | None, alarms: bool
+) -> None:
+    """This stack's own counts (images embedded, Bedrock retries), not Bedrock's
+    account-wide metrics, which another stack or the CLI's searches share."""
     s = synth()
     [alarm] = [
         a["Properties"]
         for a in s.resources("AWS::CloudWatch::Alarm").values()
         if a["Properties"].get("AlarmName") == "ImageSearchPipeline-model-calls-per-image"
     ]
-    assert alarm["Threshold"] == MODEL_CALLS_PER_IMAGE_ALARM
-    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    assert alarm["TreatMissingData"] == "notBreaching"
+    assert (alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+        "GreaterThanThreshold",
+        "notBreaching",
+    )
     metrics = {m["Id"]: m for m in alarm["Metrics"]}
     expression = next(m["Expression"] for m in metrics.values() if "Expression" in m)
-    # calls = accepted + throttled (Bedrock counts throttles in neither), minus the search
-    # API's own calls on the same model; no images embedded is no ratio (0), not a storm
-    assert expression == (
-        "IF(embedded > 0, (FILL(calls, 0) + FILL(throttled, 0) - FILL(search, 0)) / embedded, 0)"
-    )
-    expected = {
-        "calls": ("AWS/Bedrock", "Invocations"),
-        "throttled": ("AWS/Bedrock", "InvocationThrottles"),
-        "search": ("ImageSearch", METRICS.search_model_calls),
-        "embedded": ("ImageSearch", METRICS.images_embedded),
-    }
-    for id_, (namespace, name) in expected.items():
+    for id_, name in (
+        ("embedded", METRICS.images_embedded),
+        ("retries", METRICS.transient_retries),
+    ):
         stat = metrics[id_]["MetricStat"]
-        assert (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"]) == (namespace, name)
+        assert (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"]) == ("ImageSearch", name)
+        assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": "imgsearch"}]
         assert (stat["Period"], stat["Stat"]) == (300, "Sum")
+    value = _evaluate(expression, {"embedded": embedded, "retries": retries})
+    assert (value > alarm["Threshold"]) is alarms, (expression, value)

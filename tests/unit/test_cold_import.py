@@ -7,6 +7,7 @@ sets, then reports which of the heavy optional modules got imported. No timing h
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -75,6 +76,26 @@ def test_handlers_call_only_services_whose_botocore_data_the_asset_keeps(module:
     services = _imported(module)["services"]
     assert isinstance(services, list) and services
     assert set(services) <= set(LAMBDA_AWS_SERVICES), services
+
+
+def test_every_client_the_lambda_code_creates_is_for_a_service_the_asset_keeps() -> None:
+    """Also clients created later than import: every ``create_client("<service>", ...)``
+    under functions/ names a literal service among LAMBDA_AWS_SERVICES."""
+    found: dict[str, str] = {}
+    for path in sorted(FUNCTIONS_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("create_client", "client")
+            ):
+                first = node.args[0] if node.args else None
+                assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
+                    f"{path.name}:{node.lineno}: a client for a service named at run time"
+                )
+                found[f"{path.name}:{node.lineno}"] = first.value
+    assert found, "no client found: the scan is looking in the wrong place"
+    assert set(found.values()) <= set(LAMBDA_AWS_SERVICES), found
 
 
 @pytest.mark.parametrize("module", HANDLERS)

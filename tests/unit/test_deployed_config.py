@@ -135,6 +135,33 @@ def test_an_empty_owner_setting_pins_the_stacks_own_account_as_the_lambdas_do(
         _stack(other, **{OUTPUTS.deployed_config: deployed_config_json(other)})
         settled = Deployment(cfg, Clients(boto3.Session())).settle({})
         assert settled.source_bucket_owner == "111122223333"
+    with mock_aws():  # deployed before the field was published: its owner is unknown
+        older = json.loads(deployed_config_json(cfg))
+        older.pop("source_bucket_owner")
+        _stack(cfg, **{OUTPUTS.deployed_config: json.dumps(older)})
+        assert Deployment(cfg, Clients(boto3.Session())).settle({}).source_bucket_owner == ""
+
+
+def test_the_bucket_the_stack_created_is_the_scripts_source_bucket(aws_env: Path) -> None:
+    """So the core's "is this the source bucket" rule (the owner pin on a query image by
+    S3 URI) holds in the CLI and the page as in the search Lambda."""
+    cfg = load_config()
+    with mock_aws():
+        _stack(
+            cfg,
+            **{
+                OUTPUTS.deployed_config: deployed_config_json(cfg),
+                OUTPUTS.source_bucket_name: "imgsearch-source-abc123",
+            },
+        )
+        settled = Deployment(cfg, Clients(boto3.Session())).settle({})
+        assert settled.source_bucket_name == "imgsearch-source-abc123"
+    mine = cfg.replace(source_bucket_name="my-photos")
+    with mock_aws():
+        _stack(mine, **{OUTPUTS.deployed_config: deployed_config_json(mine)})
+        assert Deployment(mine, Clients(boto3.Session())).settle({}).source_bucket_name == (
+            "my-photos"
+        )
 
 
 def test_a_stack_without_the_output_or_without_a_stack_keeps_the_local_config(

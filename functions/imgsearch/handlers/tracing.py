@@ -3,8 +3,9 @@
 Powertools' ``Tracer`` imports the X-Ray SDK (a sixth of a cold start) even when it is
 disabled, and still opens a dummy subsegment per invocation. Where Powertools would
 disable it (``POWERTOOLS_TRACE_DISABLED``, or outside Lambda: the local cloud, tests),
-the handlers get a pass-through decorator and ``aws_xray_sdk`` is never imported. In
-Lambda with active tracing (what the stack deploys) nothing changes.
+the handlers get a pass-through decorator and ``aws_xray_sdk`` is never imported. The
+stack sets ``POWERTOOLS_TRACE_DISABLED`` unless ``tracing=true``; with active tracing
+Powertools' Tracer runs as usual.
 """
 
 from __future__ import annotations
