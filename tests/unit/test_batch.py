@@ -4,19 +4,16 @@ the runner's last line of defence: an exception around one message ends that mes
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 
 from imgsearch.batch import BatchItem, BatchRunner, hold_back_after_failures, partial_batch_response
 from imgsearch.config import load_config
 from imgsearch.contract import Outcome
-from imgsearch.embeddings import Embedder
-from imgsearch.ingest import MessageResult, ObjectConverger
+from imgsearch.ingest import MessageResult
 from imgsearch.messages import for_backfill, vector_key
-from imgsearch.vectors import VectorIndex
 from tests.unit.imaging import jpeg
-from tests.unit.test_batch_lanes import ETAG, S3, Bedrock, Vectors
+from tests.unit.test_batch_lanes import ETAG, S3, Vectors, converger_on
 
 
 def _batch(
@@ -85,13 +82,7 @@ def test_an_exception_outside_the_converger_ends_that_message_alone(
     data = jpeg(color=6)
     s3, vectors = S3(data, peers=1), Vectors()
     cfg = load_config().replace(batch_size=10, embed_pool_size=1)
-    fakes: Any = (s3, Bedrock(cfg.dimension), vectors)  # duck-typed network edge
-    converger = ObjectConverger(
-        cfg,
-        fakes[0],
-        Embedder(fakes[1], cfg.model_ref, cfg.dimension),
-        VectorIndex(fakes[2], cfg.vector_bucket_name, cfg.index_name, dimension=cfg.dimension),
-    )
+    converger = converger_on(cfg, s3, vectors)
     reads = iter(range(100))
 
     def clock() -> float:

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from imgsearch.batch import BatchItem, BatchRunner
-from imgsearch.config import load_config
+from imgsearch.config import PipelineConfig, load_config
 from imgsearch.embeddings import Embedder
 from imgsearch.ingest import ObjectConverger
 from imgsearch.messages import for_backfill
@@ -81,16 +81,20 @@ class Vectors:
         return {}
 
 
-def _runner(s3: S3, vectors: Vectors, pool: int) -> BatchRunner:
-    cfg = load_config().replace(batch_size=10, embed_pool_size=pool, message_groups=1)
-    fakes: Any = (s3, Bedrock(cfg.dimension), vectors)  # duck-typed network edge
-    converger = ObjectConverger(
+def converger_on(cfg: PipelineConfig, s3: S3, vectors: Vectors) -> ObjectConverger:
+    """The real converger over the duck-typed network edge (S3, Bedrock, S3 Vectors)."""
+    fakes: Any = (s3, Bedrock(cfg.dimension), vectors)
+    return ObjectConverger(
         cfg,
         fakes[0],
         Embedder(fakes[1], cfg.model_ref, cfg.dimension),
         VectorIndex(fakes[2], cfg.vector_bucket_name, cfg.index_name, dimension=cfg.dimension),
     )
-    return BatchRunner(converger, pool_size=pool)
+
+
+def _runner(s3: S3, vectors: Vectors, pool: int) -> BatchRunner:
+    cfg = load_config().replace(batch_size=10, embed_pool_size=pool, message_groups=1)
+    return BatchRunner(converger_on(cfg, s3, vectors), pool_size=pool)
 
 
 def _item(i: int, key: str, size: int) -> BatchItem:

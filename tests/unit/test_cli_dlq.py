@@ -7,7 +7,6 @@ fallback; this checks the path AWS takes, and the choice between the two.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -18,21 +17,14 @@ from imgsearch.config import PipelineConfig
 from imgsearch.messages import for_backfill, group_id
 from scripts.ops.dlq import _send_entry, redrive, redrive_dedup_id
 from scripts.ops.router_dlq import redrive_router_dlq
+from tests.unit.stubbed_sqs import sqs
+
+__all__ = ["sqs"]  # the fixture
 
 DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-embed-dlq.fifo"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-embed.fifo"
 DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:imgsearch-embed-dlq.fifo"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:imgsearch-embed.fifo"
-
-
-@pytest.fixture
-def sqs() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def _arns(stubber: Stubber) -> None:

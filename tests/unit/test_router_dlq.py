@@ -8,16 +8,17 @@ unreadable when it is), and a redrive leaves it in the DLQ with an error line.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from imgsearch.config import PipelineConfig
 from imgsearch.selection import KeySelection
 from scripts.ops.router_dlq import describe, redrive_router_dlq
+from tests.unit.stubbed_sqs import sqs
+
+__all__ = ["sqs"]  # the fixture
 
 ROUTER_DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-router-dlq"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsearch-embed.fifo"
@@ -84,16 +85,6 @@ def test_a_record_the_router_cannot_read_is_listed_as_skipped(name: str) -> None
     [skipped] = entry.skipped
     assert skipped.startswith("not_object_event: ")
     json.dumps(entry.as_dict())
-
-
-@pytest.fixture
-def sqs() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def test_redrive_leaves_a_body_that_is_not_json_in_the_dlq_with_one_error_line(
