@@ -363,7 +363,13 @@ def test_a_result_opens_the_viewer_with_the_original_and_its_metadata(
         # Esc closes, and focus returns to the result shown last.
         page.keyboard.press("Escape")
         page.wait_for_function("!document.getElementById('viewer').open")
-        assert page.evaluate("document.activeElement.closest('.result').dataset.index") == "1"
+        # The dialog's close event comes a task later: the browser first hands focus back
+        # to where it was before the dialog opened (result 0), then the page moves it.
+        page.wait_for_function(
+            "document.activeElement && document.activeElement.closest('.result') && "
+            "document.activeElement.closest('.result').dataset.index === '1'",
+            timeout=5000,
+        )
         assert "open=" not in page.url
 
 
