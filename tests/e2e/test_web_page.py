@@ -484,7 +484,11 @@ def test_the_page_works_from_the_keyboard(served: Served, browser: Any) -> None:
         page.wait_for_selector("#viewer[open]")
         page.keyboard.press("Escape")
         page.wait_for_function("!document.getElementById('viewer').open")
-        assert page.evaluate("document.activeElement.closest('.result').dataset.index") == "1"
+        page.wait_for_function(  # after the dialog's close event (a task later)
+            "document.activeElement && document.activeElement.closest('.result') && "
+            "document.activeElement.closest('.result').dataset.index === '1'",
+            timeout=5000,
+        )
         # Focus is visible: the focused result button has an outline.
         outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert outline not in ("none", "")
