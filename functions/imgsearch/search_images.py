@@ -27,6 +27,7 @@ from imgsearch.search_errors import (
     SearchInputError,
     UnsupportedQueryImage,
 )
+from imgsearch.source_objects import pinned_owner
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -108,15 +109,9 @@ def object_location(uri: str, what: str, allowed_buckets: frozenset[str] | None 
 
 
 def source_owner(cfg: PipelineConfig, bucket: str) -> str | None:
-    """The account ``ExpectedBucketOwner`` names on a read of ``bucket``, or None.
-
-    The configured ``source_bucket_owner`` (the stack always fills it for the Lambdas),
-    and only on the source bucket: another bucket's owner is not known. S3 answers 403
-    when another account owns a bucket of that name, instead of serving its objects.
-    """
-    if cfg.source_bucket_owner and bucket == cfg.source_bucket_name:
-        return cfg.source_bucket_owner
-    return None
+    """:func:`~imgsearch.source_objects.pinned_owner` with ``cfg``'s source bucket and
+    owner (the stack always fills the owner for the Lambdas)."""
+    return pinned_owner(cfg.source_bucket_owner, cfg.source_bucket_name, bucket)
 
 
 def read_s3_image(

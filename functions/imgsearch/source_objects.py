@@ -28,6 +28,17 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, HeadObjectRequestTypeDef
 
 
+def pinned_owner(owner: str | None, source_bucket: str | None, bucket: str) -> str | None:
+    """The ``ExpectedBucketOwner`` for a call on ``bucket``: ``owner`` on the source
+    bucket, when both are known; None on any other bucket, whose owner is not known.
+
+    The one rule for the search function and the scripts (the embedder reads only the
+    source bucket). S3 answers 403 when another account owns a bucket of that name,
+    instead of serving its objects.
+    """
+    return owner if owner and source_bucket and bucket == source_bucket else None
+
+
 class ObjectHead(NamedTuple):
     etag: str
     size: int
@@ -118,4 +129,4 @@ def _epoch(value: datetime | None) -> int | None:
     return epoch_seconds(value) if value is not None else None
 
 
-__all__ = ["ObjectBytes", "ObjectHead", "SourceObjects"]
+__all__ = ["ObjectBytes", "ObjectHead", "SourceObjects", "pinned_owner"]

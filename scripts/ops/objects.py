@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from imgsearch.aws_errors import is_not_found
+from imgsearch.source_objects import pinned_owner
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -35,7 +36,7 @@ class SourceBucket:
     def owner_for(self, bucket: str) -> str | None:
         """The ``ExpectedBucketOwner`` for a call on ``bucket``: known for the source
         bucket only, None for any other (or when the owner is not known)."""
-        return self.owner if self.owner and self.name and bucket == self.name else None
+        return pinned_owner(self.owner, self.name, bucket)
 
 
 def object_exists(s3: S3Client, bucket: str, key: str, *, owner: str | None = None) -> bool:
