@@ -38,7 +38,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from localcloud.services import bedrock
 from localcloud.services.calls import CallTimes, s3_operation, sqs_operation
-from localcloud.services.errors import ServiceError, validation
+from localcloud.services.errors import S3_ERRORS, S3Error, ServiceError, validation
 from localcloud.services.faults import Faults
 from localcloud.services.vectorstore import IndexData
 
@@ -84,6 +84,15 @@ def _json_response(
         ],
     )
     return [body]
+
+
+def _check_bucket_owner(environ: dict[str, Any]) -> None:
+    """S3's answer to an ``ExpectedBucketOwner`` that is not the bucket's owner: 403
+    AccessDenied ("Verifying bucket ownership with bucket owner condition", S3 User
+    Guide). Every local bucket belongs to the one local account; moto ignores the header."""
+    expected = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+    if expected is not None and expected != ACCOUNT_ID:
+        raise S3Error("AccessDenied", S3_ERRORS["AccessDenied"][1])
 
 
 def _error_response(start_response: StartResponse, err: ServiceError) -> list[bytes]:
@@ -142,6 +151,7 @@ class FrontApp:
             if service == "s3":
                 name = f"s3:{s3_operation(environ)}"
                 self._count(name)
+                _check_bucket_owner(environ)
                 self._apply_faults("s3", name[3:], environ.get("PATH_INFO", "").encode())
             else:
                 self._count(name)

@@ -3,9 +3,9 @@
 A deployment with ``source_bucket_owner`` publishes it in ``DeployedConfig``; ``verify``,
 ``delete``, ``dlq list`` and the web app's thumbnail and folder calls then send it on
 every request to the source bucket, so a bucket of that name re-created by another
-account is refused by S3 instead of being read. moto ignores the header, so the requests
-are read where they leave botocore (a ``before-send`` hook every new botocore session
-registers).
+account is refused by S3 instead of being read. The requests are read where they leave
+botocore (a ``before-send`` hook every new botocore session registers); the local S3 refuses
+an owner other than its one account, as S3 does (the last test).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import botocore.exceptions
 import botocore.handlers
 import pytest
 
@@ -126,3 +127,28 @@ def test_without_a_configured_owner_the_scripts_pin_the_stacks_account(
     assert run_cli(cloud, capsys, "verify", "--sample", "5").code == 0
     calls = sent.to(bucket)
     assert calls and {owner for _, _, owner in calls} == {ACCOUNT_ID}
+
+
+def test_the_local_s3_refuses_a_bucket_owner_that_is_not_the_buckets_as_s3_does(
+    cloud: LocalCloud,
+) -> None:
+    """S3 answers 403 AccessDenied when ExpectedBucketOwner names another account: so
+    must the local cloud, or a wrong pin would pass every test here."""
+    s3 = cloud.client("s3")
+    bucket = cloud.resources.source_bucket
+    s3.put_object(Bucket=bucket, Key="photos/a.jpg", Body=photo_jpeg("rocket", 64))
+    s3.head_object(Bucket=bucket, Key="photos/a.jpg", ExpectedBucketOwner=ACCOUNT_ID)
+    for call in (
+        lambda: s3.head_object(
+            Bucket=bucket, Key="photos/a.jpg", ExpectedBucketOwner="111122223333"
+        ),
+        lambda: s3.get_object(
+            Bucket=bucket, Key="photos/a.jpg", ExpectedBucketOwner="111122223333"
+        ),
+        lambda: s3.list_objects_v2(Bucket=bucket, ExpectedBucketOwner="111122223333"),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError) as raised:
+            call()
+        error = raised.value.response
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert error["Error"]["Code"] in ("AccessDenied", "403")  # HEAD answers carry no body
